@@ -1,0 +1,574 @@
+"""The ``RerankPipeline`` spec: the single source of truth for the CRD schema and for rendering.
+
+Every field carries a description (it becomes ``kubectl explain`` text). Cross-field rules are
+expressed twice on purpose: as CEL ``x-kubernetes-validations`` so the apiserver rejects bad
+objects at admission, and as pydantic validators so ``rerank-operator validate`` and the operator
+itself give the same message offline. ``tests/unit/models`` keeps the two in step.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import re
+
+from pydantic import AfterValidator, Field, WithJsonSchema, model_validator
+
+from rerank_operator.models.base import ApiModel, cel
+from rerank_operator.models.quirks import QUIRKS, cel_pattern, quirk_for
+
+# A pinned, known-good vLLM image: pooling runner, /rerank, /v2/rerank and /health.
+DEFAULT_IMAGE = "vllm/vllm-openai:v0.11.0"
+DEFAULT_PORT = 8000
+DEFAULT_GPU_RESOURCE = "nvidia.com/gpu"
+# Where the upstream image keeps Hugging Face downloads (it runs as root, HF_HOME unset).
+HF_CACHE_PATH = "/root/.cache/huggingface"
+
+HF_REPO_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$"
+DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS1123_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+SECRET_KEY = r"^[-._a-zA-Z0-9]+$"
+ENV_NAME = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
+QUANTITY = r"^([0-9]+(\.[0-9]*)?|\.[0-9]+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|[eE][0-9]+)?$"
+QUALIFIED_NAME = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+
+
+
+def _check_quantity(value: int | str) -> int | str:
+    if isinstance(value, str) and not re.fullmatch(QUANTITY, value):
+        raise ValueError(f"{value!r} is not a Kubernetes quantity (e.g. 500m, 4, 16Gi)")
+    if isinstance(value, int) and value < 0:
+        raise ValueError("quantities must not be negative")
+    return value
+
+
+# A resource.Quantity: YAML users write both `cpu: 4` and `memory: 16Gi`.
+Quantity = Annotated[
+    int | str,
+    AfterValidator(_check_quantity),
+    WithJsonSchema(
+        {"x-kubernetes-int-or-string": True, "anyOf": [{"type": "integer"}, {"type": "string"}], "pattern": QUANTITY}
+    ),
+]
+
+
+# ---------------------------------------------------------------------------------------- model
+def _quirk_rules() -> list[dict[str, str]]:
+    rules: list[dict[str, str]] = []
+    for q in QUIRKS:
+        pat = cel_pattern(q)
+        if q.requires_chat_template:
+            rules.append(
+                cel(
+                    f"!self.name.matches('{pat}') || has(self.chatTemplate)",
+                    f"{q.family} models need spec.model.chatTemplate (without it scores are near random)",
+                    field_path=".chatTemplate",
+                )
+            )
+        if q.requires_trust_remote_code:
+            rules.append(
+                cel(
+                    f"!self.name.matches('{pat}') || self.trustRemoteCode",
+                    f"{q.family} models ship custom code: set spec.model.trustRemoteCode: true to allow it",
+                    field_path=".trustRemoteCode",
+                )
+            )
+    return rules
+
+
+class ModelSpec(ApiModel):
+    """Which checkpoint to serve and how vLLM should load it."""
+
+    model_config = ApiModel.model_config | {"json_schema_extra": {"x-kubernetes-validations": _quirk_rules()}}
+
+    name: str = Field(
+        min_length=1,
+        max_length=200,
+        pattern=HF_REPO_ID,
+        description="Hugging Face repo id of the reranker, e.g. BAAI/bge-reranker-base.",
+    )
+    revision: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        description="Model revision (branch, tag or commit) to pin; passed as --revision.",
+    )
+    served_name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="Name the server reports and Milvus Lite must send (--served-model-name). "
+        "Defaults to the model name.",
+    )
+    max_model_len: int | None = Field(
+        default=None,
+        ge=16,
+        le=1_048_576,
+        description="Context length in tokens (--max-model-len). Set it for long-context models "
+        "(Qwen3 rerankers default to 32k+) to save GPU memory.",
+    )
+    dtype: Literal["auto", "half", "float16", "bfloat16", "float", "float32"] = Field(
+        default="auto", description="Weight and activation dtype (--dtype)."
+    )
+    trust_remote_code: bool = Field(
+        default=False,
+        description="Allow the checkpoint's custom modelling code to run (--trust-remote-code). "
+        "Required by models such as jinaai/jina-reranker-v2-*.",
+    )
+    hf_overrides: dict[str, Any] | None = Field(
+        default=None,
+        description="Overrides of the Hugging Face config (--hf-overrides, as JSON). When unset, "
+        "known models get the overrides they need (see the README's model quirks table).",
+    )
+    chat_template: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=262_144,
+        description="Inline Jinja chat template. The operator stores it in a ConfigMap, mounts it and "
+        "passes --chat-template. Required for Qwen3-Reranker and mxbai-rerank-v2.",
+    )
+    truncate_prompt_tokens: int | None = Field(
+        default=None,
+        ge=-1,
+        description="Truncate each query+document pair to this many tokens (-1: the model's limit). "
+        "Published to Milvus as truncate_prompt_tokens so overlong documents do not fail searches.",
+    )
+    convert: Literal["classify"] | None = Field(
+        default=None,
+        description="Adapter for checkpoints that are not classifiers (--convert); 'classify' is "
+        "needed for *ForCausalLM checkpoints that lack built-in overrides.",
+    )
+
+    @model_validator(mode="after")
+    def _check_quirks(self) -> ModelSpec:
+        quirk = quirk_for(self.name)
+        if quirk is None:
+            return self
+        if quirk.requires_chat_template and self.chat_template is None:
+            raise ValueError(
+                f"chatTemplate: {quirk.family} models need spec.model.chatTemplate "
+                "(without it scores are near random)"
+            )
+        if quirk.requires_trust_remote_code and not self.trust_remote_code:
+            raise ValueError(
+                f"trustRemoteCode: {quirk.family} models ship custom code: "
+                "set spec.model.trustRemoteCode: true to allow it"
+            )
+        return self
+
+    @property
+    def effective_served_name(self) -> str:
+        return self.served_name or self.name
+
+    @property
+    def effective_hf_overrides(self) -> dict[str, Any] | None:
+        """User overrides win; otherwise the known quirk's overrides, if any."""
+        if self.hf_overrides is not None:
+            return self.hf_overrides
+        quirk = quirk_for(self.name)
+        return dict(quirk.hf_overrides) if quirk and quirk.hf_overrides else None
+
+
+# --------------------------------------------------------------------------------------- engine
+class EnvVar(ApiModel):
+    """An environment variable for the vLLM container (same shape as a Pod's env entry)."""
+
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                cel("!(has(self.value) && has(self.valueFrom))", "set either value or valueFrom, not both")
+            ]
+        }
+    }
+
+    name: str = Field(min_length=1, max_length=256, pattern=ENV_NAME, description="Variable name.")
+    value: str | None = Field(default=None, description="Literal value.")
+    value_from: dict[str, Any] | None = Field(
+        default=None,
+        description="Source of the value (secretKeyRef, configMapKeyRef, fieldRef, ...), as in a Pod spec.",
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> EnvVar:
+        if self.value is not None and self.value_from is not None:
+            raise ValueError("set either value or valueFrom, not both")
+        return self
+
+
+RESERVED_ENV = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "VLLM_API_KEY")
+
+
+class EngineSpec(ApiModel):
+    """The vLLM server process."""
+
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                cel(
+                    "!has(self.env) || self.env.all(e, !(e.name in "
+                    "['HF_TOKEN', 'HUGGING_FACE_HUB_TOKEN', 'VLLM_API_KEY']))",
+                    "HF_TOKEN and VLLM_API_KEY are managed by the operator: use "
+                    "spec.hfTokenSecretRef and spec.apiKeySecretRef",
+                    field_path=".env",
+                ),
+            ]
+        }
+    }
+
+    image: str = Field(
+        default=DEFAULT_IMAGE,
+        min_length=1,
+        max_length=512,
+        description="vLLM OpenAI-compatible server image. Pin a tag or digest.",
+    )
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = Field(
+        default="IfNotPresent", description="Image pull policy of the vLLM container."
+    )
+    port: int = Field(default=DEFAULT_PORT, ge=1, le=65535, description="Port vLLM listens on (--port).")
+    gpu_memory_utilization: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="Fraction of GPU memory vLLM may use (--gpu-memory-utilization); vLLM's default is ~0.9.",
+    )
+    max_num_seqs: int | None = Field(
+        default=None, ge=1, le=65536, description="Maximum concurrent sequences per step (--max-num-seqs)."
+    )
+    extra_args: list[str] = Field(
+        default_factory=list,
+        max_length=128,
+        description="Extra arguments appended to `vllm serve`. Flags the operator manages "
+        "(--port, --api-key, --served-model-name, ...) are rejected.",
+    )
+    env: list[EnvVar] = Field(
+        default_factory=list, max_length=128, description="Extra environment variables for the vLLM container."
+    )
+    startup_timeout_seconds: int = Field(
+        default=1800,
+        ge=30,
+        le=86400,
+        description="How long the startup probe waits for /health while weights download and load "
+        "(vLLM does not listen until then).",
+    )
+    shm_size: Quantity = Field(
+        default="2Gi", description="Size limit of the memory-backed /dev/shm volume."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> EngineSpec:
+        for e in self.env:
+            if e.name in RESERVED_ENV:
+                raise ValueError(
+                    f"env: {e.name} is managed by the operator: use spec.hfTokenSecretRef and spec.apiKeySecretRef"
+                )
+        managed = managed_flag_in(self.extra_args)
+        if managed:
+            raise ValueError(f"extraArgs: {managed} is managed by the operator; use the matching spec field")
+        return self
+
+
+# Flags rendered from spec fields; letting extraArgs repeat them would make the result ambiguous.
+MANAGED_FLAGS = (
+    "--port",
+    "--host",
+    "--api-key",
+    "--served-model-name",
+    "--runner",
+    "--task",
+    "--model",
+    "--chat-template",
+    "--hf-overrides",
+    "--trust-remote-code",
+    "--revision",
+    "--max-model-len",
+    "--dtype",
+    "--gpu-memory-utilization",
+    "--max-num-seqs",
+    "--convert",
+)
+
+
+def managed_flag_in(args: list[str]) -> str | None:
+    for arg in args:
+        flag = arg.split("=", 1)[0]
+        if flag in MANAGED_FLAGS:
+            return flag
+    return None
+
+
+# ------------------------------------------------------------------------------------ resources
+class ComputeResources(ApiModel):
+    """CPU and memory amounts."""
+
+    cpu: Quantity | None = Field(default=None, description="CPU quantity, e.g. 4 or 500m.")
+    memory: Quantity | None = Field(default=None, description="Memory quantity, e.g. 16Gi.")
+
+
+class ResourcesSpec(ApiModel):
+    """GPU, CPU and memory for each reranker pod."""
+
+    gpus: int = Field(
+        default=1,
+        ge=0,
+        le=16,
+        description="GPUs per pod (limit of gpuResourceName). 0 runs without a GPU (needs a CPU build of vLLM).",
+    )
+    gpu_resource_name: str = Field(
+        default=DEFAULT_GPU_RESOURCE,
+        min_length=1,
+        max_length=253,
+        pattern=QUALIFIED_NAME,
+        description="Extended resource name of the GPU, e.g. nvidia.com/gpu or amd.com/gpu.",
+    )
+    requests: ComputeResources | None = Field(default=None, description="CPU and memory requests.")
+    limits: ComputeResources | None = Field(default=None, description="CPU and memory limits.")
+
+
+# ----------------------------------------------------------------------------------- scheduling
+class Toleration(ApiModel):
+    """A Pod toleration, as in a Pod spec."""
+
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                cel(
+                    "!has(self.operator) || self.operator != 'Exists' || !has(self.value) || self.value == ''",
+                    "value must be empty when operator is Exists",
+                )
+            ]
+        }
+    }
+
+    key: str | None = Field(default=None, max_length=316, description="Taint key to tolerate; empty matches all.")
+    operator: Literal["Exists", "Equal"] | None = Field(default=None, description="Exists or Equal (default).")
+    value: str | None = Field(default=None, max_length=63, description="Taint value for operator Equal.")
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(
+        default=None, description="Taint effect to tolerate; empty matches all."
+    )
+    toleration_seconds: int | None = Field(
+        default=None, description="How long a NoExecute taint is tolerated before eviction."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> Toleration:
+        if self.operator == "Exists" and self.value:
+            raise ValueError("value must be empty when operator is Exists")
+        return self
+
+
+# ---------------------------------------------------------------------------------- model cache
+class CachePvcSpec(ApiModel):
+    """A PersistentVolumeClaim the operator creates for the Hugging Face cache."""
+
+    size: Quantity = Field(default="50Gi", description="Requested storage, e.g. 50Gi.")
+    storage_class_name: str | None = Field(
+        default=None, max_length=253, description="StorageClass; the cluster default when unset."
+    )
+    access_modes: list[Literal["ReadWriteOnce", "ReadWriteMany", "ReadOnlyMany", "ReadWriteOncePod"]] = Field(
+        default_factory=lambda: ["ReadWriteOnce"],
+        min_length=1,
+        max_length=4,
+        description="Access modes. Use ReadWriteMany to share one cache across several replicas.",
+    )
+
+
+class ModelCacheSpec(ApiModel):
+    """Where downloaded weights live. Set pvc or existingClaim; with neither, an emptyDir is used."""
+
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                cel(
+                    "!(has(self.pvc) && has(self.existingClaim))",
+                    "set at most one of modelCache.pvc and modelCache.existingClaim",
+                )
+            ]
+        }
+    }
+
+    pvc: CachePvcSpec | None = Field(default=None, description="Create and own a PVC for the model cache.")
+    existing_claim: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=253,
+        pattern=DNS1123_SUBDOMAIN,
+        description="Use this existing PVC (not owned or deleted by the operator).",
+    )
+
+    @model_validator(mode="after")
+    def _one(self) -> ModelCacheSpec:
+        if self.pvc is not None and self.existing_claim is not None:
+            raise ValueError("set at most one of modelCache.pvc and modelCache.existingClaim")
+        return self
+
+    @property
+    def kind(self) -> Literal["pvc", "existingClaim", "emptyDir"]:
+        if self.pvc is not None:
+            return "pvc"
+        if self.existing_claim is not None:
+            return "existingClaim"
+        return "emptyDir"
+
+
+class SecretKeyRef(ApiModel):
+    """A key of a Secret in the pipeline's namespace."""
+
+    name: str = Field(min_length=1, max_length=253, pattern=DNS1123_SUBDOMAIN, description="Secret name.")
+    key: str = Field(min_length=1, max_length=253, pattern=SECRET_KEY, description="Key within the Secret.")
+
+
+# ------------------------------------------------------------------------------------ probe
+class ProbeSpec(ApiModel):
+    """The operator's canary rerank check (POST /rerank with known documents)."""
+
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                cel(
+                    "has(self.query) == has(self.documents)",
+                    "probe.query and probe.documents must be set together",
+                ),
+                cel(
+                    "!has(self.documents) || self.expectedTopIndex < size(self.documents)",
+                    "probe.expectedTopIndex must index into probe.documents",
+                    field_path=".expectedTopIndex",
+                ),
+                cel(
+                    "has(self.documents) || self.expectedTopIndex == 0",
+                    "probe.expectedTopIndex needs probe.documents (the built-in canary's answer is fixed)",
+                    field_path=".expectedTopIndex",
+                ),
+            ]
+        }
+    }
+
+    query: str | None = Field(
+        default=None, min_length=1, max_length=4096, description="Canary query; a built-in one when unset."
+    )
+    documents: list[Annotated[str, Field(min_length=1, max_length=8192)]] | None = Field(
+        default=None,
+        min_length=2,
+        max_length=32,
+        description="Canary documents; exactly one should clearly answer the query.",
+    )
+    expected_top_index: int = Field(
+        default=0, ge=0, le=31, description="Index in documents of the one that must rank first."
+    )
+    interval_seconds: int = Field(default=30, ge=5, le=3600, description="Seconds between canary checks.")
+    timeout_seconds: float = Field(default=10, gt=0, le=120, description="Timeout of one canary request.")
+    failure_threshold: int = Field(
+        default=3, ge=1, le=100, description="Consecutive failures before the pipeline is marked not ready."
+    )
+    success_threshold: int = Field(
+        default=1, ge=1, le=100, description="Consecutive successes before the pipeline is marked ready."
+    )
+    max_latency_ms: int | None = Field(
+        default=None,
+        ge=1,
+        le=120_000,
+        description="A canary slower than this counts as a failure (reason SlowResponse).",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> ProbeSpec:
+        if (self.query is None) != (self.documents is None):
+            raise ValueError("probe.query and probe.documents must be set together")
+        if self.documents is not None and self.expected_top_index >= len(self.documents):
+            raise ValueError("expectedTopIndex: probe.expectedTopIndex must index into probe.documents")
+        if self.documents is None and self.expected_top_index != 0:
+            raise ValueError(
+                "expectedTopIndex: probe.expectedTopIndex needs probe.documents (the built-in canary's answer is fixed)"
+            )
+        return self
+
+
+# ---------------------------------------------------------------------------------- publish
+class PublishSpec(ApiModel):
+    """The ConfigMap apps read to build a pymilvus rerank Function."""
+
+    config_map_name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=253,
+        pattern=DNS1123_SUBDOMAIN,
+        description="Name of the published ConfigMap; <pipeline name>-ranker when unset.",
+    )
+    namespaces: list[Annotated[str, Field(min_length=1, max_length=63, pattern=DNS1123_LABEL)]] = Field(
+        default_factory=list,
+        max_length=64,
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+        description="Extra namespaces to publish the ConfigMap into (the pipeline's own is always included).",
+    )
+    function_name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=255,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="Name of the Milvus Function; <pipeline name, with - as _>_rerank when unset.",
+    )
+    input_field: str = Field(
+        default="document",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="Milvus VARCHAR field holding the document text the reranker reads.",
+    )
+    max_client_batch_size: int = Field(
+        default=32,
+        ge=1,
+        le=4096,
+        description="Documents per rerank request Milvus sends (param max_client_batch_size).",
+    )
+    credential: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="Label of a Milvus credential (credential.<label>.apikey in milvus.yaml) that holds "
+        "the reranker API key. A label, never a secret value.",
+    )
+
+
+# ------------------------------------------------------------------------------------- spec
+class RerankPipelineSpec(ApiModel):
+    """Desired state of a vLLM reranker and its published Milvus ranker config."""
+
+    model: ModelSpec = Field(description="The reranker model to serve.")
+    engine: EngineSpec = Field(default_factory=EngineSpec, description="The vLLM server.")
+    replicas: int = Field(default=1, ge=0, le=64, description="Number of reranker pods.")
+    resources: ResourcesSpec = Field(default_factory=ResourcesSpec, description="Per-pod GPU, CPU and memory.")
+    node_selector: dict[str, str] = Field(
+        default_factory=dict, description="Node labels the pods must match (e.g. a GPU pool)."
+    )
+    tolerations: list[Toleration] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Tolerations for tainted GPU nodes. A toleration for the GPU resource taint is "
+        "added automatically when gpus > 0.",
+    )
+    affinity: dict[str, Any] | None = Field(
+        default=None, description="Pod affinity and anti-affinity, as in a Pod spec."
+    )
+    runtime_class_name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=253,
+        pattern=DNS1123_SUBDOMAIN,
+        description="RuntimeClass of the pods, e.g. nvidia.",
+    )
+    priority_class_name: str | None = Field(
+        default=None, min_length=1, max_length=253, description="PriorityClass of the pods."
+    )
+    model_cache: ModelCacheSpec = Field(
+        default_factory=ModelCacheSpec, description="Where the Hugging Face cache lives."
+    )
+    hf_token_secret_ref: SecretKeyRef | None = Field(
+        default=None, description="Secret key holding a Hugging Face token (env HF_TOKEN), for gated models."
+    )
+    api_key_secret_ref: SecretKeyRef | None = Field(
+        default=None,
+        description="Secret key holding the API key vLLM requires (env VLLM_API_KEY). The operator reads it "
+        "to probe; it is never published.",
+    )
+    probe: ProbeSpec = Field(default_factory=ProbeSpec, description="The canary rerank check.")
+    publish: PublishSpec = Field(default_factory=PublishSpec, description="The published ranker config.")

@@ -1,0 +1,70 @@
+"""The ``RerankPipeline`` status. Every field is declared so the apiserver does not prune it."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from rerank_operator.models.base import ApiModel
+
+ConditionType = Literal["Ready", "Progressing", "Degraded", "Stalled", "Probed", "Published"]
+
+
+class Condition(ApiModel):
+    """A standard Kubernetes condition (metav1.Condition shape)."""
+
+    type: str = Field(max_length=316, description="Condition type: Ready, Progressing, Degraded, Stalled, ...")
+    status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
+    reason: str = Field(max_length=1024, description="CamelCase reason for the last transition.")
+    message: str = Field(default="", max_length=32768, description="Human-readable details.")
+    last_transition_time: str = Field(description="When the status last changed (RFC 3339).")
+    observed_generation: int = Field(default=0, ge=0, description="metadata.generation this was computed from.")
+
+
+class ProbeResultStatus(ApiModel):
+    """The most recent canary rerank check."""
+
+    time: str = Field(description="When the check ran (RFC 3339).")
+    ok: bool = Field(description="Whether the reranker answered correctly.")
+    reason: str = Field(description="Healthy, or why the check failed (e.g. WrongTopDocument, Timeout).")
+    message: str = Field(default="", max_length=4096, description="Details of the verdict.")
+    latency_ms: float | None = Field(default=None, description="Round-trip time of the canary request.")
+
+
+class LatencyStatus(ApiModel):
+    """Rolling latency of recent successful canary checks."""
+
+    p50_ms: float | None = Field(default=None, description="Median latency in milliseconds.")
+    p95_ms: float | None = Field(default=None, description="95th percentile latency in milliseconds.")
+    samples: int = Field(default=0, ge=0, description="How many checks the percentiles cover.")
+
+
+class PublishedStatus(ApiModel):
+    """What was last published for apps and Milvus."""
+
+    config_map_name: str = Field(description="Name of the published ConfigMap.")
+    namespaces: list[str] = Field(default_factory=list, description="Namespaces it is published in.")
+    ready: bool = Field(default=False, description="Whether the published config is marked ready.")
+    endpoint: str | None = Field(default=None, description="The endpoint last known to work.")
+    generation: int | None = Field(default=None, description="Pipeline generation last published as working.")
+
+
+class RerankPipelineStatus(ApiModel):
+    """Observed state, written only by the operator."""
+
+    observed_generation: int | None = Field(default=None, description="Generation last reconciled.")
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+        description="Ready, Progressing, Degraded, Stalled, Probed and Published conditions.",
+    )
+    replicas: int | None = Field(default=None, description="Desired pods.")
+    ready_replicas: int | None = Field(default=None, description="Pods passing their readiness probe.")
+    endpoint: str | None = Field(default=None, description="Endpoint Milvus calls (scheme://host:port, no path).")
+    served_model: str | None = Field(default=None, description="Model name the server reports.")
+    last_probe: ProbeResultStatus | None = Field(default=None, description="The last canary check.")
+    latency: LatencyStatus | None = Field(default=None, description="Rolling canary latency.")
+    consecutive_failures: int | None = Field(default=None, description="Canary failures in a row.")
+    consecutive_successes: int | None = Field(default=None, description="Canary successes in a row.")
+    published: PublishedStatus | None = Field(default=None, description="The published ranker config.")

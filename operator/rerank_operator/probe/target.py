@@ -1,0 +1,77 @@
+"""What to probe: the endpoint as Milvus would be configured with it, plus the canary and limits."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from rerank_operator.probe.canary import DEFAULT_CANARY, Canary
+from rerank_operator.probe.evaluate import ENGINES, Engine
+
+
+@dataclass(frozen=True)
+class ProbeTarget:
+    """A reranker endpoint (``scheme://host:port``, no path: Milvus replaces the path with ``/rerank``)."""
+
+    endpoint: str
+    canary: Canary = DEFAULT_CANARY
+    engine: Engine = "vllm"
+    api_key: str | None = field(default=None, repr=False)  # never in repr, logs or messages
+    served_model: str | None = None
+    timeout_s: float = 5.0
+    max_latency_ms: int | None = None
+    truncate_prompt_tokens: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise ValueError(f"engine must be one of {ENGINES}, not {self.engine!r}")
+        if not (math.isfinite(self.timeout_s) and self.timeout_s > 0):
+            raise ValueError("timeout_s must be a positive number")
+        if self.max_latency_ms is not None and self.max_latency_ms <= 0:
+            raise ValueError("max_latency_ms must be positive when set")
+        if self.truncate_prompt_tokens is not None and self.truncate_prompt_tokens < -1:
+            raise ValueError("truncate_prompt_tokens must be >= -1 (vLLM: -1 means the model's limit)")
+        if self.api_key == "":
+            raise ValueError("api_key must be None or non-empty")
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A validated endpoint: the pieces needed to connect and to rebuild the ``Host`` header."""
+
+    scheme: str
+    host: str
+    port: int
+    netloc: str  # as written by the user: this is the Host header Milvus would send
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.scheme}://{self.netloc}"
+
+
+def parse_endpoint(endpoint: str) -> Endpoint:
+    """Validate ``scheme://host[:port]`` the way Milvus needs it; ValueError explains what is wrong."""
+    text = endpoint.strip()
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"endpoint {endpoint!r}: {exc}") from None
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"endpoint {endpoint!r}: scheme must be http or https")
+    if not parts.hostname:
+        raise ValueError(f"endpoint {endpoint!r}: no host")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError(f"endpoint {endpoint!r}: credentials in the URL are not supported; use an API key")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ValueError(
+            f"endpoint {endpoint!r}: give scheme://host:port only; Milvus replaces any path with /rerank"
+        )
+    default_port = 443 if parts.scheme == "https" else 80
+    return Endpoint(
+        scheme=parts.scheme,
+        host=parts.hostname.lower(),
+        port=port or default_port,
+        netloc=parts.netloc.lower(),
+    )

@@ -1,0 +1,1 @@
+"""Local Kubernetes sandbox (placeholder)."""
