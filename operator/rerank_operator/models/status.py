@@ -47,7 +47,13 @@ class PublishedStatus(ApiModel):
     namespaces: list[str] = Field(default_factory=list, description="Namespaces it is published in.")
     ready: bool = Field(default=False, description="Whether the published config is marked ready.")
     endpoint: str | None = Field(default=None, description="The endpoint last known to work.")
+    model: str | None = Field(default=None, description="Served model name last known to work.")
     generation: int | None = Field(default=None, description="Pipeline generation last published as working.")
+    function_json: str | None = Field(default=None, description="Last known good Milvus Function JSON.")
+    lite_function_json: str | None = Field(
+        default=None, description="Last known good Milvus Lite Function JSON."
+    )
+    time: str | None = Field(default=None, description="When the working config was last published.")
 
 
 class RerankPipelineStatus(ApiModel):

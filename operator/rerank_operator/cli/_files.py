@@ -1,0 +1,35 @@
+"""Reading RerankPipeline documents from files for the offline commands."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class FileError(Exception):
+    """The file cannot be read or parsed at all (as opposed to an invalid pipeline)."""
+
+
+def load_documents(path: str) -> list[dict[str, Any]]:
+    """All non-empty YAML documents of ``path`` (``-`` for stdin)."""
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise FileError(f"{path}: {exc.strerror or exc}") from exc
+    try:
+        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.YAMLError as exc:
+        raise FileError(f"{path}: not valid YAML: {exc}") from exc
+    for i, doc in enumerate(docs):
+        if not isinstance(doc, dict):
+            raise FileError(f"{path}: document {i + 1} is not a mapping")
+    if not docs:
+        raise FileError(f"{path}: no YAML documents")
+    return docs
+
+
+def is_pipeline(doc: dict[str, Any]) -> bool:
+    return doc.get("kind") == "RerankPipeline"

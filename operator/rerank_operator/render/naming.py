@@ -1,0 +1,86 @@
+"""Names and labels of a pipeline's children, derived in one place so nothing drifts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from rerank_operator import API_VERSION, KIND
+from rerank_operator.models import RerankPipeline
+
+APP_NAME = "rerank-operator"
+MANAGED_BY = "rerank-operator"
+PIPELINE_LABEL = "rerank.dev/pipeline"
+PIPELINE_NAMESPACE_LABEL = "rerank.dev/pipeline-namespace"
+
+
+@dataclass(frozen=True)
+class ChildNames:
+    deployment: str
+    service: str
+    cache_pvc: str
+    chat_template: str
+    published: str
+
+
+def child_names(pipeline: RerankPipeline) -> ChildNames:
+    """Suffixes keep every child distinct and the Service never named ``vllm``.
+
+    (A Service called ``vllm`` injects ``VLLM_PORT`` & co. into pods, which vLLM reads as its own settings.)
+    """
+    name = pipeline.name
+    return ChildNames(
+        deployment=f"{name}-reranker",
+        service=f"{name}-reranker",
+        cache_pvc=f"{name}-model-cache",
+        chat_template=f"{name}-chat-template",
+        published=pipeline.spec.publish.config_map_name or f"{name}-ranker",
+    )
+
+
+def labels(pipeline: RerankPipeline, component: str) -> dict[str, str]:
+    """Recommended ``app.kubernetes.io/*`` labels plus our own pipeline label for lookups."""
+    return {
+        "app.kubernetes.io/name": "vllm-reranker",
+        "app.kubernetes.io/instance": pipeline.name,
+        "app.kubernetes.io/component": component,
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+        "app.kubernetes.io/part-of": APP_NAME,
+        PIPELINE_LABEL: pipeline.name,
+    }
+
+
+def selector_labels(pipeline: RerankPipeline) -> dict[str, str]:
+    """Immutable Deployment selector: only labels that never change for a pipeline."""
+    return {
+        "app.kubernetes.io/name": "vllm-reranker",
+        "app.kubernetes.io/instance": pipeline.name,
+        "app.kubernetes.io/component": "server",
+    }
+
+
+def owner_reference(pipeline: RerankPipeline) -> dict[str, Any] | None:
+    """Controller reference for same-namespace children; ``None`` offline (no uid yet)."""
+    uid = pipeline.metadata.uid
+    if not uid:
+        return None
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "name": pipeline.name,
+        "uid": uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def object_meta(pipeline: RerankPipeline, name: str, component: str, *, namespace: str | None = None) -> dict[str, Any]:
+    """Metadata of a child; children in other namespaces cannot carry an ownerReference."""
+    ns = namespace or pipeline.namespace
+    meta: dict[str, Any] = {"name": name, "namespace": ns, "labels": labels(pipeline, component)}
+    owner = owner_reference(pipeline)
+    if owner is not None and ns == pipeline.namespace:
+        meta["ownerReferences"] = [owner]
+    if ns != pipeline.namespace:
+        meta["labels"][PIPELINE_NAMESPACE_LABEL] = pipeline.namespace
+    return meta

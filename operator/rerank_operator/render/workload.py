@@ -1,0 +1,230 @@
+"""Deployment, Service, model-cache PVC and chat-template ConfigMap of a pipeline.
+
+Pure functions: spec in, manifest dicts out. No I/O, so they are tested directly and power
+``rerank-operator render`` for GitOps previews.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from typing import Any
+
+from rerank_operator import ANNOTATION_PREFIX
+from rerank_operator.models import HF_CACHE_PATH, RerankPipeline
+from rerank_operator.render.naming import child_names, object_meta, selector_labels
+from rerank_operator.render.vllm_args import CHAT_TEMPLATE_DIR, CHAT_TEMPLATE_FILE, serve_args, serve_command
+
+CONTAINER_NAME = "vllm"
+PORT_NAME = "http"
+HEALTH_PATH = "/health"
+STARTUP_PERIOD_SECONDS = 10
+CONFIG_HASH_ANNOTATION = f"{ANNOTATION_PREFIX}/config-hash"
+
+
+def config_hash(pipeline: RerankPipeline) -> str:
+    """Hash of everything that shapes the pod, including mounted template text.
+
+    The template lives in a ConfigMap, so editing it would not change the pod template by
+    itself; the hash in a pod annotation makes every relevant spec change roll the pods.
+    """
+    spec = pipeline.spec
+    relevant = {
+        "args": serve_args(pipeline),
+        "template": spec.model.chat_template,
+        "engine": spec.engine.to_api(),
+        "hfToken": spec.hf_token_secret_ref.to_api() if spec.hf_token_secret_ref else None,
+        "apiKey": spec.api_key_secret_ref.to_api() if spec.api_key_secret_ref else None,
+    }
+    digest = hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()
+    return digest[:16]
+
+
+def _env(pipeline: RerankPipeline) -> list[dict[str, Any]]:
+    spec = pipeline.spec
+    env: list[dict[str, Any]] = [{"name": "HF_HOME", "value": HF_CACHE_PATH}]
+    if spec.hf_token_secret_ref:
+        ref = {"name": spec.hf_token_secret_ref.name, "key": spec.hf_token_secret_ref.key}
+        env.append({"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": ref}})
+    if spec.api_key_secret_ref:
+        ref = {"name": spec.api_key_secret_ref.name, "key": spec.api_key_secret_ref.key}
+        env.append({"name": "VLLM_API_KEY", "valueFrom": {"secretKeyRef": ref}})
+    env += [e.to_api() for e in spec.engine.env]
+    return env
+
+
+def _resources(pipeline: RerankPipeline) -> dict[str, Any]:
+    res = pipeline.spec.resources
+    limits: dict[str, Any] = {}
+    requests: dict[str, Any] = {}
+    if res.gpus > 0:
+        limits[res.gpu_resource_name] = res.gpus
+    for target, source in ((requests, res.requests), (limits, res.limits)):
+        if source is not None:
+            target.update({k: str(v) for k, v in source.to_api().items()})
+    out: dict[str, Any] = {}
+    if requests:
+        out["requests"] = requests
+    if limits:
+        out["limits"] = limits
+    return out
+
+
+def _tolerations(pipeline: RerankPipeline) -> list[dict[str, Any]]:
+    """User tolerations, plus one for the GPU taint GPU pools carry (as the
+    ExtendedResourceToleration admission plugin would add)."""
+    spec = pipeline.spec
+    tolerations = [t.to_api() for t in spec.tolerations]
+    gpu = spec.resources.gpu_resource_name
+    if spec.resources.gpus > 0 and not any(t.get("key") == gpu for t in tolerations):
+        tolerations.append({"key": gpu, "operator": "Exists", "effect": "NoSchedule"})
+    return tolerations
+
+
+def _volumes(pipeline: RerankPipeline) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    spec = pipeline.spec
+    names = child_names(pipeline)
+    volumes: list[dict[str, Any]] = [
+        {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": str(spec.engine.shm_size)}},
+    ]
+    mounts: list[dict[str, Any]] = [{"name": "dshm", "mountPath": "/dev/shm"}]
+    cache = spec.model_cache
+    if cache.kind == "pvc":
+        volumes.append({"name": "model-cache", "persistentVolumeClaim": {"claimName": names.cache_pvc}})
+    elif cache.kind == "existingClaim":
+        volumes.append({"name": "model-cache", "persistentVolumeClaim": {"claimName": cache.existing_claim}})
+    else:
+        volumes.append({"name": "model-cache", "emptyDir": {}})
+    mounts.append({"name": "model-cache", "mountPath": HF_CACHE_PATH})
+    if spec.model.chat_template is not None:
+        volumes.append(
+            {
+                "name": "chat-template",
+                "configMap": {
+                    "name": names.chat_template,
+                    "items": [{"key": CHAT_TEMPLATE_FILE, "path": CHAT_TEMPLATE_FILE}],
+                },
+            }
+        )
+        mounts.append({"name": "chat-template", "mountPath": CHAT_TEMPLATE_DIR, "readOnly": True})
+    return volumes, mounts
+
+
+def _probes(pipeline: RerankPipeline) -> dict[str, Any]:
+    """``/health`` probes; the startup budget covers weight download and load (vLLM does not
+    listen until then), after which readiness and liveness take over."""
+    http = {"path": HEALTH_PATH, "port": PORT_NAME}
+    budget = pipeline.spec.engine.startup_timeout_seconds
+    return {
+        "startupProbe": {
+            "httpGet": http,
+            "periodSeconds": STARTUP_PERIOD_SECONDS,
+            "timeoutSeconds": 5,
+            "failureThreshold": max(1, math.ceil(budget / STARTUP_PERIOD_SECONDS)),
+        },
+        "readinessProbe": {"httpGet": http, "periodSeconds": 5, "timeoutSeconds": 5, "failureThreshold": 3},
+        "livenessProbe": {"httpGet": http, "periodSeconds": 10, "timeoutSeconds": 5, "failureThreshold": 3},
+    }
+
+
+def render_deployment(pipeline: RerankPipeline) -> dict[str, Any]:
+    spec = pipeline.spec
+    names = child_names(pipeline)
+    meta = object_meta(pipeline, names.deployment, "server")
+    pod_labels = {**meta["labels"], **selector_labels(pipeline)}
+    volumes, mounts = _volumes(pipeline)
+    container: dict[str, Any] = {
+        "name": CONTAINER_NAME,
+        "image": spec.engine.image,
+        "imagePullPolicy": spec.engine.image_pull_policy,
+        "command": serve_command(),
+        "args": serve_args(pipeline),
+        "ports": [{"name": PORT_NAME, "containerPort": spec.engine.port, "protocol": "TCP"}],
+        "env": _env(pipeline),
+        "resources": _resources(pipeline),
+        "volumeMounts": mounts,
+        **_probes(pipeline),
+    }
+    pod_spec: dict[str, Any] = {
+        "enableServiceLinks": False,
+        "terminationGracePeriodSeconds": 60,
+        "containers": [container],
+        "volumes": volumes,
+    }
+    tolerations = _tolerations(pipeline)
+    if tolerations:
+        pod_spec["tolerations"] = tolerations
+    if spec.node_selector:
+        pod_spec["nodeSelector"] = dict(spec.node_selector)
+    if spec.affinity:
+        pod_spec["affinity"] = spec.affinity
+    if spec.runtime_class_name:
+        pod_spec["runtimeClassName"] = spec.runtime_class_name
+    if spec.priority_class_name:
+        pod_spec["priorityClassName"] = spec.priority_class_name
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": meta,
+        "spec": {
+            "replicas": spec.replicas,
+            "selector": {"matchLabels": selector_labels(pipeline)},
+            # Surge instead of unavailability: a rollout never takes the working reranker away first;
+            # with no spare GPU the new pod waits Pending and the old one keeps serving.
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+            "revisionHistoryLimit": 3,
+            "template": {
+                "metadata": {
+                    "labels": pod_labels,
+                    "annotations": {CONFIG_HASH_ANNOTATION: config_hash(pipeline)},
+                },
+                "spec": pod_spec,
+            },
+        },
+    }
+
+
+def render_service(pipeline: RerankPipeline) -> dict[str, Any]:
+    names = child_names(pipeline)
+    port = pipeline.spec.engine.port
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": object_meta(pipeline, names.service, "server"),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": selector_labels(pipeline),
+            "ports": [{"name": PORT_NAME, "port": port, "targetPort": PORT_NAME, "protocol": "TCP"}],
+        },
+    }
+
+
+def render_cache_pvc(pipeline: RerankPipeline) -> dict[str, Any] | None:
+    pvc = pipeline.spec.model_cache.pvc
+    if pvc is None:
+        return None
+    spec: dict[str, Any] = {
+        "accessModes": list(pvc.access_modes),
+        "resources": {"requests": {"storage": str(pvc.size)}},
+    }
+    if pvc.storage_class_name:
+        spec["storageClassName"] = pvc.storage_class_name
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": object_meta(pipeline, child_names(pipeline).cache_pvc, "model-cache"),
+        "spec": spec,
+    }
+
+
+def render_chat_template(pipeline: RerankPipeline) -> dict[str, Any] | None:
+    template = pipeline.spec.model.chat_template
+    if template is None:
+        return None
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": object_meta(pipeline, child_names(pipeline).chat_template, "chat-template"),
+        "data": {CHAT_TEMPLATE_FILE: template},
+    }
