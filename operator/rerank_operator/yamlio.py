@@ -27,4 +27,6 @@ def dump(obj: Any) -> str:
 
 
 def dump_all(objs: Iterable[Any]) -> str:
-    return yaml.dump_all(list(objs), Dumper=_Dumper, sort_keys=False, explicit_start=True, width=100, allow_unicode=True)
+    return yaml.dump_all(
+        list(objs), Dumper=_Dumper, sort_keys=False, explicit_start=True, width=100, allow_unicode=True
+    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, JsonValue
 from pydantic.alias_generators import to_camel
 
 
@@ -29,7 +29,9 @@ class ApiModel(BaseModel):
         return self.model_dump(by_alias=True, exclude_none=True, mode="json")
 
 
-def cel(rule: str, message: str, *, field_path: str | None = None, reason: str | None = None) -> dict[str, str]:
+def cel(
+    rule: str, message: str, *, field_path: str | None = None, reason: str | None = None
+) -> dict[str, str]:
     """One ``x-kubernetes-validations`` entry; the apiserver evaluates it at admission."""
     out = {"rule": rule, "message": message}
     if field_path:
@@ -37,3 +39,11 @@ def cel(rule: str, message: str, *, field_path: str | None = None, reason: str |
     if reason:
         out["reason"] = reason
     return out
+
+
+def with_cel(*rules: dict[str, str]) -> ConfigDict:
+    """The shared model config plus CEL rules for this object's schema."""
+    config = ApiModel.model_config.copy()
+    validations: list[JsonValue] = [dict(rule) for rule in rules]
+    config["json_schema_extra"] = {"x-kubernetes-validations": validations}
+    return config

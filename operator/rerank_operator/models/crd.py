@@ -128,7 +128,8 @@ def to_structural(schema: dict[str, Any], *, keep_defaults: bool = True) -> dict
         return node
 
     body = {k: v for k, v in schema.items() if k != "$defs"}
-    return _order(walk(body))
+    result: dict[str, Any] = _order(walk(body))
+    return result
 
 
 def _is_int_or_string(options: list[dict[str, Any]]) -> bool:
@@ -186,7 +187,10 @@ def crd_manifest() -> dict[str, Any]:
         "kind": "CustomResourceDefinition",
         "metadata": {
             "name": f"{PLURAL}.{GROUP}",
-            "labels": {"app.kubernetes.io/name": "rerank-operator", "app.kubernetes.io/part-of": "rerank-operator"},
+            "labels": {
+                "app.kubernetes.io/name": "rerank-operator",
+                "app.kubernetes.io/part-of": "rerank-operator",
+            },
         },
         "spec": {
             "group": GROUP,

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 
-from rerank_operator import API_VERSION, KIND
 from rerank_operator.models.base import ApiModel
 from rerank_operator.models.spec import RerankPipelineSpec
 
@@ -18,7 +17,7 @@ DNS1035_LABEL = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 class ObjectMeta(ApiModel):
     """The parts of metadata the operator reads; the rest is kept but not interpreted."""
 
-    model_config = ApiModel.model_config | {"extra": "allow"}
+    model_config = ApiModel.model_config | ConfigDict(extra="allow")
 
     name: str = Field(min_length=1, max_length=MAX_NAME_LENGTH, pattern=DNS1035_LABEL)
     namespace: str = Field(default="default", min_length=1, max_length=63)
@@ -31,8 +30,8 @@ class ObjectMeta(ApiModel):
 class RerankPipeline(ApiModel):
     """A RerankPipeline: apiVersion, kind, metadata and spec (status is not read from files)."""
 
-    api_version: Literal["rerank.dev/v1alpha1"] = Field(default=API_VERSION, alias="apiVersion")
-    kind: Literal["RerankPipeline"] = KIND
+    api_version: Literal["rerank.dev/v1alpha1"] = Field(default="rerank.dev/v1alpha1", alias="apiVersion")
+    kind: Literal["RerankPipeline"] = "RerankPipeline"
     metadata: ObjectMeta
     spec: RerankPipelineSpec
     status: dict[str, Any] | None = None
@@ -81,14 +80,19 @@ def format_errors(exc: ValidationError) -> list[str]:
     return lines
 
 
+# Labels pydantic inserts into an error location: union members are named after their type (the
+# Quantity ``int | str`` gives ``cpu.int``), validators and constrained types by a ``kind-`` prefix.
+# Matched exactly or by a prefix that no camelCase API field can start with (``intervalSeconds`` must stay).
+_UNION_MEMBER_LABELS = frozenset({"int", "str"})
+_INTERNAL_LABEL_PREFIXES = ("function-", "union[", "constrained-", "literal[")
+
+
 def _path(loc: tuple[Any, ...]) -> str:
     out = ""
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif str(part).startswith(("function-", "union[", "int", "str", "constrained-")) or part in (
-            "literal['rerank.dev/v1alpha1']",
-        ):
+        elif part in _UNION_MEMBER_LABELS or str(part).startswith(_INTERNAL_LABEL_PREFIXES):
             continue  # pydantic's internal union/validator labels are noise to a user
         else:
             out += f".{part}" if out else str(part)

@@ -8,13 +8,12 @@ itself give the same message offline. ``tests/unit/models`` keeps the two in ste
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
-import re
+from pydantic import AfterValidator, Field, WithJsonSchema, field_validator, model_validator
 
-from pydantic import AfterValidator, Field, WithJsonSchema, model_validator
-
-from rerank_operator.models.base import ApiModel, cel
+from rerank_operator.models.base import ApiModel, cel, with_cel
 from rerank_operator.models.quirks import QUIRKS, cel_pattern, quirk_for
 
 # A pinned, known-good vLLM image: pooling runner, /rerank, /v2/rerank and /health.
@@ -33,7 +32,6 @@ QUANTITY = r"^([0-9]+(\.[0-9]*)?|\.[0-9]+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|[eE][
 QUALIFIED_NAME = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
 
 
-
 def _check_quantity(value: int | str) -> int | str:
     if isinstance(value, str) and not re.fullmatch(QUANTITY, value):
         raise ValueError(f"{value!r} is not a Kubernetes quantity (e.g. 500m, 4, 16Gi)")
@@ -47,7 +45,11 @@ Quantity = Annotated[
     int | str,
     AfterValidator(_check_quantity),
     WithJsonSchema(
-        {"x-kubernetes-int-or-string": True, "anyOf": [{"type": "integer"}, {"type": "string"}], "pattern": QUANTITY}
+        {
+            "x-kubernetes-int-or-string": True,
+            "anyOf": [{"type": "integer"}, {"type": "string"}],
+            "pattern": QUANTITY,
+        }
     ),
 ]
 
@@ -79,7 +81,7 @@ def _quirk_rules() -> list[dict[str, str]]:
 class ModelSpec(ApiModel):
     """Which checkpoint to serve and how vLLM should load it."""
 
-    model_config = ApiModel.model_config | {"json_schema_extra": {"x-kubernetes-validations": _quirk_rules()}}
+    model_config = with_cel(*_quirk_rules())
 
     name: str = Field(
         min_length=1,
@@ -173,13 +175,9 @@ class ModelSpec(ApiModel):
 class EnvVar(ApiModel):
     """An environment variable for the vLLM container (same shape as a Pod's env entry)."""
 
-    model_config = ApiModel.model_config | {
-        "json_schema_extra": {
-            "x-kubernetes-validations": [
-                cel("!(has(self.value) && has(self.valueFrom))", "set either value or valueFrom, not both")
-            ]
-        }
-    }
+    model_config = with_cel(
+        cel("!(has(self.value) && has(self.valueFrom))", "set either value or valueFrom, not both")
+    )
 
     name: str = Field(min_length=1, max_length=256, pattern=ENV_NAME, description="Variable name.")
     value: str | None = Field(default=None, description="Literal value.")
@@ -201,19 +199,15 @@ RESERVED_ENV = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "VLLM_API_KEY")
 class EngineSpec(ApiModel):
     """The vLLM server process."""
 
-    model_config = ApiModel.model_config | {
-        "json_schema_extra": {
-            "x-kubernetes-validations": [
-                cel(
-                    "!has(self.env) || self.env.all(e, !(e.name in "
-                    "['HF_TOKEN', 'HUGGING_FACE_HUB_TOKEN', 'VLLM_API_KEY']))",
-                    "HF_TOKEN and VLLM_API_KEY are managed by the operator: use "
-                    "spec.hfTokenSecretRef and spec.apiKeySecretRef",
-                    field_path=".env",
-                ),
-            ]
-        }
-    }
+    model_config = with_cel(
+        cel(
+            "!has(self.env) || self.env.all(e, !(e.name in "
+            "['HF_TOKEN', 'HUGGING_FACE_HUB_TOKEN', 'VLLM_API_KEY']))",
+            "HF_TOKEN and VLLM_API_KEY are managed by the operator: use "
+            "spec.hfTokenSecretRef and spec.apiKeySecretRef",
+            field_path=".env",
+        ),
+    )
 
     image: str = Field(
         default=DEFAULT_IMAGE,
@@ -241,7 +235,9 @@ class EngineSpec(ApiModel):
         "(--port, --api-key, --served-model-name, ...) are rejected.",
     )
     env: list[EnvVar] = Field(
-        default_factory=list, max_length=128, description="Extra environment variables for the vLLM container."
+        default_factory=list,
+        max_length=128,
+        description="Extra environment variables for the vLLM container.",
     )
     startup_timeout_seconds: int = Field(
         default=1800,
@@ -250,9 +246,7 @@ class EngineSpec(ApiModel):
         description="How long the startup probe waits for /health while weights download and load "
         "(vLLM does not listen until then).",
     )
-    shm_size: Quantity = Field(
-        default="2Gi", description="Size limit of the memory-backed /dev/shm volume."
-    )
+    shm_size: Quantity = Field(default="2Gi", description="Size limit of the memory-backed /dev/shm volume.")
 
     @model_validator(mode="after")
     def _check(self) -> EngineSpec:
@@ -289,9 +283,16 @@ MANAGED_FLAGS = (
 
 
 def managed_flag_in(args: list[str]) -> str | None:
+    """The first managed flag in ``args``, as the user spelled it.
+
+    vLLM's argument parser treats ``_`` and ``-`` in a long flag's name alike (``--api_key`` is
+    ``--api-key``), so the check normalises them the same way.
+    """
     for arg in args:
         flag = arg.split("=", 1)[0]
-        if flag in MANAGED_FLAGS:
+        if not flag.startswith("--"):
+            continue
+        if "--" + flag[2:].replace("_", "-") in MANAGED_FLAGS:
             return flag
     return None
 
@@ -328,19 +329,19 @@ class ResourcesSpec(ApiModel):
 class Toleration(ApiModel):
     """A Pod toleration, as in a Pod spec."""
 
-    model_config = ApiModel.model_config | {
-        "json_schema_extra": {
-            "x-kubernetes-validations": [
-                cel(
-                    "!has(self.operator) || self.operator != 'Exists' || !has(self.value) || self.value == ''",
-                    "value must be empty when operator is Exists",
-                )
-            ]
-        }
-    }
+    model_config = with_cel(
+        cel(
+            "!has(self.operator) || self.operator != 'Exists' || !has(self.value) || self.value == ''",
+            "value must be empty when operator is Exists",
+        )
+    )
 
-    key: str | None = Field(default=None, max_length=316, description="Taint key to tolerate; empty matches all.")
-    operator: Literal["Exists", "Equal"] | None = Field(default=None, description="Exists or Equal (default).")
+    key: str | None = Field(
+        default=None, max_length=316, description="Taint key to tolerate; empty matches all."
+    )
+    operator: Literal["Exists", "Equal"] | None = Field(
+        default=None, description="Exists or Equal (default)."
+    )
     value: str | None = Field(default=None, max_length=63, description="Taint value for operator Equal.")
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(
         default=None, description="Taint effect to tolerate; empty matches all."
@@ -357,6 +358,9 @@ class Toleration(ApiModel):
 
 
 # ---------------------------------------------------------------------------------- model cache
+AccessMode = Literal["ReadWriteOnce", "ReadWriteMany", "ReadOnlyMany", "ReadWriteOncePod"]
+
+
 class CachePvcSpec(ApiModel):
     """A PersistentVolumeClaim the operator creates for the Hugging Face cache."""
 
@@ -364,8 +368,8 @@ class CachePvcSpec(ApiModel):
     storage_class_name: str | None = Field(
         default=None, max_length=253, description="StorageClass; the cluster default when unset."
     )
-    access_modes: list[Literal["ReadWriteOnce", "ReadWriteMany", "ReadOnlyMany", "ReadWriteOncePod"]] = Field(
-        default_factory=lambda: ["ReadWriteOnce"],
+    access_modes: list[AccessMode] = Field(
+        default_factory=lambda: list[AccessMode](["ReadWriteOnce"]),
         min_length=1,
         max_length=4,
         description="Access modes. Use ReadWriteMany to share one cache across several replicas.",
@@ -375,16 +379,12 @@ class CachePvcSpec(ApiModel):
 class ModelCacheSpec(ApiModel):
     """Where downloaded weights live. Set pvc or existingClaim; with neither, an emptyDir is used."""
 
-    model_config = ApiModel.model_config | {
-        "json_schema_extra": {
-            "x-kubernetes-validations": [
-                cel(
-                    "!(has(self.pvc) && has(self.existingClaim))",
-                    "set at most one of modelCache.pvc and modelCache.existingClaim",
-                )
-            ]
-        }
-    }
+    model_config = with_cel(
+        cel(
+            "!(has(self.pvc) && has(self.existingClaim))",
+            "set at most one of modelCache.pvc and modelCache.existingClaim",
+        )
+    )
 
     pvc: CachePvcSpec | None = Field(default=None, description="Create and own a PVC for the model cache.")
     existing_claim: str | None = Field(
@@ -421,26 +421,17 @@ class SecretKeyRef(ApiModel):
 class ProbeSpec(ApiModel):
     """The operator's canary rerank check (POST /rerank with known documents)."""
 
-    model_config = ApiModel.model_config | {
-        "json_schema_extra": {
-            "x-kubernetes-validations": [
-                cel(
-                    "has(self.query) == has(self.documents)",
-                    "probe.query and probe.documents must be set together",
-                ),
-                cel(
-                    "!has(self.documents) || self.expectedTopIndex < size(self.documents)",
-                    "probe.expectedTopIndex must index into probe.documents",
-                    field_path=".expectedTopIndex",
-                ),
-                cel(
-                    "has(self.documents) || self.expectedTopIndex == 0",
-                    "probe.expectedTopIndex needs probe.documents (the built-in canary's answer is fixed)",
-                    field_path=".expectedTopIndex",
-                ),
-            ]
-        }
-    }
+    model_config = with_cel(
+        cel(
+            "has(self.query) == has(self.documents)",
+            "probe.query and probe.documents must be set together",
+        ),
+        cel(
+            "!has(self.expectedTopIndex) || (has(self.documents) && self.expectedTopIndex < size(self.documents))",
+            "probe.expectedTopIndex must index into probe.documents (the built-in canary's answer is fixed)",
+            field_path=".expectedTopIndex",
+        ),
+    )
 
     query: str | None = Field(
         default=None, min_length=1, max_length=4096, description="Canary query; a built-in one when unset."
@@ -451,10 +442,14 @@ class ProbeSpec(ApiModel):
         max_length=32,
         description="Canary documents; exactly one should clearly answer the query.",
     )
-    expected_top_index: int = Field(
-        default=0, ge=0, le=31, description="Index in documents of the one that must rank first."
+    expected_top_index: int | None = Field(
+        default=None,
+        ge=0,
+        le=31,
+        description="Index in documents of the one that must rank first (0 when documents are set and "
+        "this is not).",
     )
-    interval_seconds: int = Field(default=30, ge=5, le=3600, description="Seconds between canary checks.")
+    interval_seconds: int = Field(default=30, ge=1, le=3600, description="Seconds between canary checks.")
     timeout_seconds: float = Field(default=10, gt=0, le=120, description="Timeout of one canary request.")
     failure_threshold: int = Field(
         default=3, ge=1, le=100, description="Consecutive failures before the pipeline is marked not ready."
@@ -473,11 +468,12 @@ class ProbeSpec(ApiModel):
     def _check(self) -> ProbeSpec:
         if (self.query is None) != (self.documents is None):
             raise ValueError("probe.query and probe.documents must be set together")
-        if self.documents is not None and self.expected_top_index >= len(self.documents):
-            raise ValueError("expectedTopIndex: probe.expectedTopIndex must index into probe.documents")
-        if self.documents is None and self.expected_top_index != 0:
+        if self.expected_top_index is not None and (
+            self.documents is None or self.expected_top_index >= len(self.documents)
+        ):
             raise ValueError(
-                "expectedTopIndex: probe.expectedTopIndex needs probe.documents (the built-in canary's answer is fixed)"
+                "expectedTopIndex: probe.expectedTopIndex must index into probe.documents "
+                "(the built-in canary's answer is fixed)"
             )
         return self
 
@@ -499,6 +495,16 @@ class PublishSpec(ApiModel):
         json_schema_extra={"x-kubernetes-list-type": "set"},
         description="Extra namespaces to publish the ConfigMap into (the pipeline's own is always included).",
     )
+
+    @field_validator("namespaces")
+    @classmethod
+    def _unique_namespaces(cls, value: list[str]) -> list[str]:
+        # mirrors x-kubernetes-list-type: set, with which the apiserver rejects duplicates
+        duplicates = sorted({ns for ns in value if value.count(ns) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate namespaces {', '.join(duplicates)} (each may appear once)")
+        return value
+
     function_name: str | None = Field(
         default=None,
         min_length=1,
@@ -536,7 +542,9 @@ class RerankPipelineSpec(ApiModel):
     model: ModelSpec = Field(description="The reranker model to serve.")
     engine: EngineSpec = Field(default_factory=EngineSpec, description="The vLLM server.")
     replicas: int = Field(default=1, ge=0, le=64, description="Number of reranker pods.")
-    resources: ResourcesSpec = Field(default_factory=ResourcesSpec, description="Per-pod GPU, CPU and memory.")
+    resources: ResourcesSpec = Field(
+        default_factory=ResourcesSpec, description="Per-pod GPU, CPU and memory."
+    )
     node_selector: dict[str, str] = Field(
         default_factory=dict, description="Node labels the pods must match (e.g. a GPU pool)."
     )

@@ -14,12 +14,16 @@ ConditionType = Literal["Ready", "Progressing", "Degraded", "Stalled", "Probed",
 class Condition(ApiModel):
     """A standard Kubernetes condition (metav1.Condition shape)."""
 
-    type: str = Field(max_length=316, description="Condition type: Ready, Progressing, Degraded, Stalled, ...")
+    type: str = Field(
+        max_length=316, description="Condition type: Ready, Progressing, Degraded, Stalled, ..."
+    )
     status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
     reason: str = Field(max_length=1024, description="CamelCase reason for the last transition.")
     message: str = Field(default="", max_length=32768, description="Human-readable details.")
     last_transition_time: str = Field(description="When the status last changed (RFC 3339).")
-    observed_generation: int = Field(default=0, ge=0, description="metadata.generation this was computed from.")
+    observed_generation: int = Field(
+        default=0, ge=0, description="metadata.generation this was computed from."
+    )
 
 
 class ProbeResultStatus(ApiModel):
@@ -67,7 +71,9 @@ class RerankPipelineStatus(ApiModel):
     )
     replicas: int | None = Field(default=None, description="Desired pods.")
     ready_replicas: int | None = Field(default=None, description="Pods passing their readiness probe.")
-    endpoint: str | None = Field(default=None, description="Endpoint Milvus calls (scheme://host:port, no path).")
+    endpoint: str | None = Field(
+        default=None, description="Endpoint Milvus calls (scheme://host:port, no path)."
+    )
     served_model: str | None = Field(default=None, description="Model name the server reports.")
     last_probe: ProbeResultStatus | None = Field(default=None, description="The last canary check.")
     latency: LatencyStatus | None = Field(default=None, description="Rolling canary latency.")

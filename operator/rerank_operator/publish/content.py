@@ -20,7 +20,15 @@ from rerank_operator.render.naming import child_names, object_meta
 FUNCTION_TYPE_RERANK = 3  # pymilvus FunctionType.RERANK, as Function.to_dict() serialises it
 AWAITING_FIRST_PROBE = "AwaitingFirstProbe"
 DEFAULT_CLUSTER_DOMAIN = "cluster.local"
-DATA_KEYS = ("endpoint", "model", "ready", "reason", "generation", "milvus-function.json", "milvus-lite-function.json")
+DATA_KEYS = (
+    "endpoint",
+    "model",
+    "ready",
+    "reason",
+    "generation",
+    "milvus-function.json",
+    "milvus-lite-function.json",
+)
 
 
 def endpoint_for(pipeline: RerankPipeline, cluster_domain: str = DEFAULT_CLUSTER_DOMAIN) -> str:
@@ -154,7 +162,9 @@ def publish_namespaces(pipeline: RerankPipeline) -> list[str]:
     return out
 
 
-def render_published_configmap(pipeline: RerankPipeline, config: PublishedConfig, namespace: str) -> dict[str, Any]:
+def render_published_configmap(
+    pipeline: RerankPipeline, config: PublishedConfig, namespace: str
+) -> dict[str, Any]:
     meta = object_meta(pipeline, child_names(pipeline).published, "ranker-config", namespace=namespace)
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": config.data()}
 

@@ -74,7 +74,9 @@ def owner_reference(pipeline: RerankPipeline) -> dict[str, Any] | None:
     }
 
 
-def object_meta(pipeline: RerankPipeline, name: str, component: str, *, namespace: str | None = None) -> dict[str, Any]:
+def object_meta(
+    pipeline: RerankPipeline, name: str, component: str, *, namespace: str | None = None
+) -> dict[str, Any]:
     """Metadata of a child; children in other namespaces cannot carry an ownerReference."""
     ns = namespace or pipeline.namespace
     meta: dict[str, Any] = {"name": name, "namespace": ns, "labels": labels(pipeline, component)}

@@ -6,6 +6,7 @@ Pure functions: spec in, manifest dicts out. No I/O, so they are tested directly
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import math
@@ -158,7 +159,7 @@ def render_deployment(pipeline: RerankPipeline) -> dict[str, Any]:
     if spec.node_selector:
         pod_spec["nodeSelector"] = dict(spec.node_selector)
     if spec.affinity:
-        pod_spec["affinity"] = spec.affinity
+        pod_spec["affinity"] = copy.deepcopy(spec.affinity)  # never alias the (frozen) spec's dict
     if spec.runtime_class_name:
         pod_spec["runtimeClassName"] = spec.runtime_class_name
     if spec.priority_class_name:

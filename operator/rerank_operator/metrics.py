@@ -1,0 +1,63 @@
+"""Prometheus metrics of the operator (served by ``rerank-operator run --metrics-port``)."""
+
+from __future__ import annotations
+
+import contextlib
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+RECONCILES = Counter(
+    "rerank_operator_reconciles",
+    "Reconcile passes, by result (ok, invalid, rejected, error).",
+    ["result"],
+    registry=REGISTRY,
+)
+PROBE_LATENCY = Histogram(
+    "rerank_operator_probe_latency_seconds",
+    "Latency of canary rerank requests.",
+    ["namespace", "pipeline"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+    registry=REGISTRY,
+)
+PROBE_FAILURES = Counter(
+    "rerank_operator_probe_failures",
+    "Failed canary rerank checks, by reason.",
+    ["namespace", "pipeline", "reason"],
+    registry=REGISTRY,
+)
+PIPELINE_READY = Gauge(
+    "rerank_operator_pipeline_ready",
+    "1 when the pipeline is Ready, else 0.",
+    ["namespace", "pipeline"],
+    registry=REGISTRY,
+)
+PUBLISH_EVENTS = Counter(
+    "rerank_operator_publish_events",
+    "Changes of the published ranker config, by kind (published, marked_ready, marked_not_ready, withdrawn).",
+    ["namespace", "pipeline", "event"],
+    registry=REGISTRY,
+)
+
+
+def pipelines_by_ready() -> dict[str, int]:
+    """Pipeline counts by ready state, derived from the per-pipeline gauge."""
+    counts = {"true": 0, "false": 0}
+    for metric in REGISTRY.collect():
+        if metric.name != "rerank_operator_pipeline_ready":
+            continue
+        for sample in metric.samples:
+            counts["true" if sample.value >= 1 else "false"] += 1
+    return counts
+
+
+def forget_pipeline(namespace: str, pipeline: str) -> None:
+    """Drop a deleted pipeline's series so dashboards do not show ghosts."""
+    for metric in (PIPELINE_READY, PROBE_LATENCY):
+        with contextlib.suppress(KeyError):
+            metric.remove(namespace, pipeline)
+
+
+def serve(port: int, addr: str = "0.0.0.0") -> None:
+    start_http_server(port, addr=addr, registry=REGISTRY)

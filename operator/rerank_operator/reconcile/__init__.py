@@ -1,0 +1,1 @@
+"""Level-based reconciliation: observe, decide, act. The kopf glue lives in ``handlers``."""

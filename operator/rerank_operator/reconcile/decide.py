@@ -1,0 +1,156 @@
+"""From observations to conditions and status (pure: no I/O, fully unit-testable)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from rerank_operator.publish import AWAITING_FIRST_PROBE, PublishedConfig
+from rerank_operator.reconcile.conditions import Desired
+from rerank_operator.reconcile.workload import WorkloadState
+
+
+@dataclass(frozen=True)
+class Observation:
+    generation: int
+    desired_replicas: int
+    workload: WorkloadState
+    endpoint: str
+    served_model: str
+    healthy: bool
+    probed: bool
+    last_probe: dict[str, Any] | None
+    latency: dict[str, Any] | None
+    successes: int
+    failures: int
+    published: PublishedConfig | None  # last known good, if any
+    published_ready: bool
+    config_map_name: str
+    namespaces: list[str]
+    apply_errors: list[str] = field(default_factory=list)
+    publish_errors: list[str] = field(default_factory=list)
+    published_time: str | None = None
+
+    @property
+    def verified(self) -> bool:
+        """The *current* generation is rolled out and answered the canary correctly."""
+        return (
+            self.published is not None
+            and self.published.generation == self.generation
+            and self.healthy
+            and self.workload.rolled_out
+        )
+
+
+def not_ready_reason(obs: Observation) -> tuple[str, str]:
+    w = obs.workload
+    if obs.apply_errors:
+        return "ApplyRejected", "; ".join(obs.apply_errors)
+    if obs.desired_replicas == 0:
+        return "ScaledToZero", "spec.replicas is 0: nothing serves the endpoint"
+    if w.failure_message:
+        return "ContainerFailing", w.failure_message
+    if w.pending_message and w.ready < obs.desired_replicas:
+        return "PodsPending", w.pending_message
+    if not w.rolled_out:
+        return "RollingOut", f"{w.ready}/{obs.desired_replicas} pods ready, {w.updated} updated"
+    if obs.probed and not obs.healthy:
+        message = (obs.last_probe or {}).get("message", "")
+        return str((obs.last_probe or {}).get("reason") or "ProbeFailed"), f"canary rerank failed: {message}"
+    return AWAITING_FIRST_PROBE, "waiting for a successful canary rerank of this generation"
+
+
+def desired_conditions(obs: Observation) -> list[Desired]:
+    stalled = bool(obs.apply_errors)
+    where = ", ".join(f"{ns}/{obs.config_map_name}" for ns in obs.namespaces)
+    if obs.verified:
+        latency = (obs.last_probe or {}).get("latencyMs")
+        lat = f" in {latency:.0f} ms" if isinstance(latency, int | float) else ""
+        ready = Desired("Ready", "True", "Healthy", f"canary rerank passed{lat}; published to {where}")
+    else:
+        reason, message = not_ready_reason(obs)
+        ready = Desired("Ready", "False", reason, message)
+
+    if stalled or obs.verified:
+        progressing = Desired("Progressing", "False", "Stalled" if stalled else "Reconciled", ready.message)
+    else:
+        progressing = Desired("Progressing", "True", ready.reason, ready.message)
+
+    degraded_msgs: list[str] = []
+    if obs.published is not None and not obs.healthy:
+        degraded_msgs.append(f"published reranker failing its canary: {ready.message}")
+    if 0 < obs.workload.ready < obs.desired_replicas and obs.workload.rolled_out is False and obs.verified:
+        degraded_msgs.append(f"{obs.workload.ready}/{obs.desired_replicas} pods ready")
+    degraded_msgs += obs.publish_errors
+    degraded = (
+        Desired(
+            "Degraded",
+            "True",
+            "PublishFailed" if obs.publish_errors and obs.healthy else "CanaryFailing",
+            "; ".join(degraded_msgs),
+        )
+        if degraded_msgs
+        else Desired("Degraded", "False", "AsExpected")
+    )
+    stalled_c = (
+        Desired("Stalled", "True", "ApplyRejected", "; ".join(obs.apply_errors))
+        if stalled
+        else Desired("Stalled", "False", "AsExpected")
+    )
+    if obs.last_probe is None:
+        probed = Desired("Probed", "Unknown", "NotProbedYet", "no canary rerank has run yet")
+    else:
+        ok = bool(obs.last_probe.get("ok"))
+        probed = Desired(
+            "Probed",
+            "True" if ok else "False",
+            str(obs.last_probe.get("reason")),
+            str(obs.last_probe.get("message", "")),
+        )
+    if obs.published is None:
+        published = Desired("Published", "False", AWAITING_FIRST_PROBE, "nothing published as working yet")
+    else:
+        state = "ready" if obs.published_ready else "not ready (last good config kept)"
+        published = Desired(
+            "Published",
+            "True",
+            "Published",
+            f"generation {obs.published.generation} published to {where}; {state}",
+        )
+    reconciling = Desired("Reconciling", progressing.status, progressing.reason, progressing.message)
+    return [ready, progressing, reconciling, degraded, stalled_c, probed, published]
+
+
+def invalid_conditions(problems: list[str]) -> list[Desired]:
+    msg = "invalid spec: " + "; ".join(problems)
+    return [
+        Desired("Ready", "False", "InvalidSpec", msg),
+        Desired("Progressing", "False", "InvalidSpec", msg),
+        Desired("Reconciling", "False", "InvalidSpec", msg),
+        Desired("Stalled", "True", "InvalidSpec", msg),
+    ]
+
+
+def status_fields(obs: Observation) -> dict[str, Any]:
+    """Every status field except conditions and observedGeneration."""
+    # where it is written is recorded from the first pass, so stale copies can always be found
+    published: dict[str, Any] = {
+        "configMapName": obs.config_map_name,
+        "namespaces": list(obs.namespaces),
+        "ready": obs.published_ready,
+    }
+    if obs.published is not None:
+        published.update(obs.published.to_status())
+        if obs.published_time:
+            published["time"] = obs.published_time
+    return {
+        "replicas": obs.desired_replicas,
+        "readyReplicas": obs.workload.ready,
+        "endpoint": obs.endpoint,
+        "servedModel": obs.served_model,
+        "lastProbe": obs.last_probe,
+        "latency": obs.latency,
+        "consecutiveFailures": obs.failures,
+        "consecutiveSuccesses": obs.successes,
+        "published": published,
+    }

@@ -1,0 +1,422 @@
+"""One reconcile pass for one pipeline: apply children, observe, probe, publish, write status.
+
+Level-based and idempotent: every pass recomputes the desired state from the spec and what it
+observes, so running it again (after a crash, a restart or a hand edit of a child) converges to the
+same result and writes nothing when nothing changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from rerank_operator import metrics
+from rerank_operator.events import post_event
+from rerank_operator.kube import ApiError, KubeApi
+from rerank_operator.models import InvalidPipeline, RerankPipeline
+from rerank_operator.probe import DEFAULT_CANARY, Canary, HostResolver, ProbeTarget, probe_reranker
+from rerank_operator.publish import (
+    AWAITING_FIRST_PROBE,
+    PublishedConfig,
+    initial_config,
+    render_published_configmap,
+)
+from rerank_operator.publish.content import publish_namespaces
+from rerank_operator.reconcile.conditions import find, merge_conditions
+from rerank_operator.reconcile.decide import (
+    Observation,
+    desired_conditions,
+    invalid_conditions,
+    status_fields,
+)
+from rerank_operator.reconcile.tracker import ProbeTracker
+from rerank_operator.reconcile.workload import WorkloadState, observe_workload
+from rerank_operator.render import child_names, render_workload, selector_labels
+from rerank_operator.render.naming import PIPELINE_LABEL
+
+log = logging.getLogger(__name__)
+
+NO_READY_REPLICAS = "NoReadyReplicas"
+MISSING_SECRET = "MissingSecret"
+SCALED_TO_ZERO = "ScaledToZero"
+
+
+def utcnow() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def plain(value: Any) -> Any:
+    """kopf hands out live Mapping views; work on plain, detached data."""
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value
+
+
+@dataclass
+class PipelineState:
+    """Per-pipeline memory between passes (kopf's per-object memo holds one)."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    tracker: ProbeTracker | None = None
+    last_probe: dict[str, Any] | None = None
+    last_probe_at: float | None = None
+    last_probe_generation: int | None = None
+    published: PublishedConfig | None = None
+    published_time: str | None = None
+    status: dict[str, Any] | None = None
+    seeded: bool = False
+
+
+@dataclass(frozen=True)
+class ReconcilerConfig:
+    cluster_domain: str = "cluster.local"
+    resync_seconds: float = 30.0
+
+
+class Reconciler:
+    def __init__(self, kube: KubeApi, config: ReconcilerConfig, resolver: HostResolver | None = None):
+        self.kube = kube
+        self.config = config
+        self.resolver = resolver or HostResolver.from_env()
+
+    # ------------------------------------------------------------------------------ entry
+    async def reconcile(self, body: Mapping[str, Any], state: PipelineState, *, probe: bool = True) -> None:
+        raw: dict[str, Any] = plain(body)
+        meta = raw.get("metadata") or {}
+        if meta.get("deletionTimestamp"):
+            return
+        async with state.lock:
+            self._seed(state, raw)
+            try:
+                pipeline = RerankPipeline.from_body(raw)
+            except InvalidPipeline as exc:
+                metrics.RECONCILES.labels("invalid").inc()
+                await self._write_invalid(raw, state, exc.problems)
+                return
+            try:
+                await self._reconcile_valid(raw, pipeline, state, probe=probe)
+            except ApiError:
+                metrics.RECONCILES.labels("error").inc()
+                raise
+            metrics.RECONCILES.labels("ok").inc()
+
+    def _seed(self, state: PipelineState, raw: dict[str, Any]) -> None:
+        """After a restart, resume from what status says (counters, last good config)."""
+        if state.seeded:
+            return
+        status = raw.get("status") or {}
+        state.status = _compact(status)
+        state.tracker = ProbeTracker.from_status(status)
+        state.last_probe = status.get("lastProbe")
+        published = status.get("published") or {}
+        state.published = PublishedConfig.from_status(published, ready=False, reason=AWAITING_FIRST_PROBE)
+        state.published_time = published.get("time")
+        state.seeded = True
+
+    # ------------------------------------------------------------------------------ invalid
+    async def _write_invalid(self, raw: dict[str, Any], state: PipelineState, problems: list[str]) -> None:
+        """Report and stop: children and the published config stay as they were (nothing is lost)."""
+        generation = int(raw["metadata"].get("generation") or 0)
+        previous = (state.status or {}).get("conditions") or []
+        conditions = merge_conditions(
+            previous, invalid_conditions(problems), generation=generation, now=utcnow()
+        )
+        # keep the conditions that only a valid pass can judge (Degraded, Probed, Published)
+        kept = [c for c in previous if c.get("type") not in {c2["type"] for c2 in conditions}]
+        status = {**(state.status or {}), "observedGeneration": generation, "conditions": conditions + kept}
+        await self._write_status(raw, state, status)
+
+    # ------------------------------------------------------------------------------ valid
+    async def _reconcile_valid(
+        self, raw: dict[str, Any], pipeline: RerankPipeline, state: PipelineState, *, probe: bool
+    ) -> None:
+        ns = pipeline.namespace
+        names = child_names(pipeline)
+        generation = pipeline.metadata.generation or 0
+        spec = pipeline.spec
+
+        apply_errors = await self._apply_all(render_workload(pipeline))
+
+        deployment = await self.kube.get("Deployment", ns, names.deployment)
+        selector = ",".join(f"{k}={v}" for k, v in selector_labels(pipeline).items())
+        pods = await self.kube.list("Pod", ns, selector)
+        workload = observe_workload(deployment, pods, spec.replicas)
+
+        tracker = state.tracker or ProbeTracker()
+        state.tracker = tracker
+        verdict_ok = False
+        if probe and self._probe_due(state, pipeline, workload):
+            verdict_ok = await self._probe(pipeline, workload, tracker, state)
+
+        if verdict_ok and tracker.healthy and workload.rolled_out:
+            candidate = initial_config(pipeline, self.config.cluster_domain)
+            if state.published is None or _differs(state.published, candidate):
+                first = state.published is None
+                state.published = candidate
+                state.published_time = utcnow()
+                metrics.PUBLISH_EVENTS.labels(ns, pipeline.name, "published").inc()
+                await post_event(
+                    self.kube,
+                    raw,
+                    "Normal",
+                    "Published",
+                    f"{'published' if first else 'updated'} ranker config {names.published} for generation "
+                    f"{generation} (endpoint {candidate.endpoint})",
+                )
+
+        published_ready = tracker.healthy and spec.replicas > 0 and state.published is not None
+        reason = self._not_ready_reason(spec.replicas, tracker, state)
+        base = state.published or initial_config(pipeline, self.config.cluster_domain)
+        config = base.marked(ready=published_ready, reason=reason)
+        publish_errors = await self._publish(raw, pipeline, config, state)
+
+        obs = Observation(
+            generation=generation,
+            desired_replicas=spec.replicas,
+            workload=workload,
+            endpoint=initial_config(pipeline, self.config.cluster_domain).endpoint,
+            served_model=spec.model.effective_served_name,
+            healthy=tracker.healthy,
+            probed=state.last_probe is not None,
+            last_probe=state.last_probe,
+            latency=tracker.percentiles(),
+            successes=tracker.successes,
+            failures=tracker.failures,
+            published=state.published,
+            published_ready=published_ready,
+            config_map_name=names.published,
+            namespaces=publish_namespaces(pipeline),
+            apply_errors=apply_errors,
+            publish_errors=publish_errors,
+            published_time=state.published_time,
+        )
+        previous = (state.status or {}).get("conditions") or []
+        conditions = merge_conditions(previous, desired_conditions(obs), generation=generation, now=utcnow())
+        status = {"observedGeneration": generation, "conditions": conditions, **status_fields(obs)}
+        metrics.PIPELINE_READY.labels(ns, pipeline.name).set(1 if obs.verified else 0)
+        await self._write_status(raw, state, status)
+
+    async def _apply_all(self, manifests: list[dict[str, Any]]) -> list[str]:
+        """Apply children; a rejected child is reported (Stalled), a transient error retried."""
+        errors: list[str] = []
+        for manifest in manifests:
+            try:
+                await self.kube.apply(manifest)
+            except ApiError as exc:
+                if exc.transient:
+                    raise
+                errors.append(
+                    f"{manifest['kind']} {manifest['metadata']['name']} rejected: {exc.message or exc.reason}"
+                )
+        return errors
+
+    # ------------------------------------------------------------------------------ probing
+    def _probe_due(self, state: PipelineState, pipeline: RerankPipeline, workload: WorkloadState) -> bool:
+        if state.last_probe_at is None:
+            return True
+        generation = pipeline.metadata.generation or 0
+        if state.last_probe_generation != generation and workload.rolled_out:
+            return True  # a finished rollout is checked at once, not an interval later
+        return time.monotonic() - state.last_probe_at >= pipeline.spec.probe.interval_seconds
+
+    async def _probe(
+        self, pipeline: RerankPipeline, workload: WorkloadState, tracker: ProbeTracker, state: PipelineState
+    ) -> bool:
+        spec = pipeline.spec
+        state.last_probe_at = time.monotonic()
+        state.last_probe_generation = pipeline.metadata.generation or 0
+        ok, reason, message, latency = await self._run_probe(pipeline, workload)
+        tracker.record(
+            ok,
+            reason,
+            latency,
+            success_threshold=spec.probe.success_threshold,
+            failure_threshold=spec.probe.failure_threshold,
+        )
+        if latency is not None and reason not in (NO_READY_REPLICAS, SCALED_TO_ZERO, MISSING_SECRET):
+            metrics.PROBE_LATENCY.labels(pipeline.namespace, pipeline.name).observe(latency / 1000.0)
+        if not ok:
+            metrics.PROBE_FAILURES.labels(pipeline.namespace, pipeline.name, reason).inc()
+        state.last_probe = {
+            "time": utcnow(),
+            "ok": ok,
+            "reason": reason,
+            "message": message[:4096],
+            "latencyMs": round(latency, 3) if latency is not None else None,
+        }
+        return ok
+
+    async def _run_probe(
+        self, pipeline: RerankPipeline, workload: WorkloadState
+    ) -> tuple[bool, str, str, float | None]:
+        spec = pipeline.spec
+        if spec.replicas == 0:
+            return False, SCALED_TO_ZERO, "spec.replicas is 0", None
+        if not workload.serving:
+            detail = workload.pending_message or workload.failure_message or "no pod is ready yet"
+            return False, NO_READY_REPLICAS, detail, None
+        api_key: str | None = None
+        if spec.api_key_secret_ref is not None:
+            ref = spec.api_key_secret_ref
+            api_key = await self.kube.read_secret_key(pipeline.namespace, ref.name, ref.key)
+            if not api_key:
+                return (
+                    False,
+                    MISSING_SECRET,
+                    f"secret {ref.name} has no key {ref.key} (apiKeySecretRef)",
+                    None,
+                )
+        target = ProbeTarget(
+            endpoint=initial_config(pipeline, self.config.cluster_domain).endpoint,
+            canary=_canary(pipeline),
+            engine="vllm",
+            api_key=api_key,
+            served_model=spec.model.effective_served_name,
+            timeout_s=spec.probe.timeout_seconds,
+            max_latency_ms=spec.probe.max_latency_ms,
+            truncate_prompt_tokens=spec.model.truncate_prompt_tokens,
+        )
+        verdict = await probe_reranker(target, resolver=self.resolver)
+        return verdict.ok, str(verdict.reason), verdict.message, verdict.latency_ms
+
+    @staticmethod
+    def _not_ready_reason(replicas: int, tracker: ProbeTracker, state: PipelineState) -> str:
+        if replicas == 0:
+            return SCALED_TO_ZERO
+        if state.last_probe is None:
+            return AWAITING_FIRST_PROBE
+        return tracker.last_reason or AWAITING_FIRST_PROBE
+
+    # ------------------------------------------------------------------------------ publishing
+    async def _publish(
+        self, raw: dict[str, Any], pipeline: RerankPipeline, config: PublishedConfig, state: PipelineState
+    ) -> list[str]:
+        errors: list[str] = []
+        targets = publish_namespaces(pipeline)
+        previous_ready = ((state.status or {}).get("published") or {}).get("ready")
+        for ns in targets:
+            try:
+                await self.kube.apply(render_published_configmap(pipeline, config, ns))
+            except ApiError as exc:
+                if exc.transient:
+                    raise
+                errors.append(f"cannot publish to namespace {ns}: {exc.message or exc.reason}")
+        await self._remove_stale(raw, pipeline, targets)
+        if (
+            previous_ready is not None
+            and bool(previous_ready) != config.ready
+            and state.published is not None
+        ):
+            event = "marked_ready" if config.ready else "marked_not_ready"
+            metrics.PUBLISH_EVENTS.labels(pipeline.namespace, pipeline.name, event).inc()
+        return errors
+
+    async def _remove_stale(self, raw: dict[str, Any], pipeline: RerankPipeline, targets: list[str]) -> None:
+        """Withdraw copies the spec no longer asks for (namespace dropped or ConfigMap renamed)."""
+        published = ((raw.get("status") or {}).get("published")) or {}
+        old_name = published.get("configMapName")
+        old_namespaces = published.get("namespaces") or []
+        current = child_names(pipeline).published
+        for ns in old_namespaces:
+            if old_name and (ns not in targets or old_name != current):
+                await self._delete_published(pipeline.name, pipeline.namespace, ns, old_name)
+
+    async def _delete_published(self, pipeline_name: str, pipeline_ns: str, ns: str, name: str) -> None:
+        """Delete a published ConfigMap only if it is really ours (labels say so)."""
+        try:
+            existing = await self.kube.get("ConfigMap", ns, name)
+        except ApiError as exc:
+            log.warning("cannot read ConfigMap %s/%s for cleanup: %s", ns, name, exc)
+            return
+        labels = ((existing or {}).get("metadata") or {}).get("labels") or {}
+        if existing is None or labels.get(PIPELINE_LABEL) != pipeline_name:
+            return
+        if ns != pipeline_ns and labels.get("rerank.dev/pipeline-namespace") not in (None, pipeline_ns):
+            return
+        await self.kube.delete("ConfigMap", ns, name)
+        metrics.PUBLISH_EVENTS.labels(pipeline_ns, pipeline_name, "withdrawn").inc()
+
+    async def cleanup(self, body: Mapping[str, Any]) -> None:
+        """On deletion: remove what ownerReferences cannot reach (copies in other namespaces)."""
+        raw: dict[str, Any] = plain(body)
+        meta = raw.get("metadata") or {}
+        name, ns = meta.get("name", ""), meta.get("namespace", "default")
+        spec_publish = ((raw.get("spec") or {}).get("publish")) or {}
+        status_published = ((raw.get("status") or {}).get("published")) or {}
+        cm_names = {spec_publish.get("configMapName") or f"{name}-ranker"}
+        if status_published.get("configMapName"):
+            cm_names.add(status_published["configMapName"])
+        namespaces = set(spec_publish.get("namespaces") or []) | set(status_published.get("namespaces") or [])
+        namespaces.discard(ns)
+        for other in sorted(namespaces):
+            for cm in sorted(cm_names):
+                await self._delete_published(name, ns, other, cm)
+        metrics.forget_pipeline(ns, name)
+
+    # ------------------------------------------------------------------------------ status
+    async def _write_status(self, raw: dict[str, Any], state: PipelineState, status: dict[str, Any]) -> None:
+        """Patch status only when it differs from what was last seen or written."""
+        new = _compact(status)
+        old = state.status or {}
+        if new == old:
+            return
+        patch = {**{k: None for k in old if k not in new}, **new}
+        meta = raw["metadata"]
+        await self.kube.patch_status("RerankPipeline", meta.get("namespace", "default"), meta["name"], patch)
+        await self._events(raw, old, new)
+        state.status = new
+
+    async def _events(self, raw: dict[str, Any], old: dict[str, Any], new: dict[str, Any]) -> None:
+        """One Event per transition of Ready (status or reason), not per pass."""
+        before = find(old.get("conditions") or [], "Ready")
+        after = find(new.get("conditions") or [], "Ready")
+        if after is None:
+            return
+        if before is not None and (before.get("status"), before.get("reason")) == (
+            after.get("status"),
+            after.get("reason"),
+        ):
+            return
+        if after.get("status") == "True":
+            await post_event(self.kube, raw, "Normal", "Ready", str(after.get("message", "")))
+        elif before is None and after.get("reason") == AWAITING_FIRST_PROBE:
+            await post_event(self.kube, raw, "Normal", "Reconciling", str(after.get("message", "")))
+        else:
+            await post_event(
+                self.kube, raw, "Warning", str(after.get("reason")), str(after.get("message", ""))
+            )
+
+
+def _canary(pipeline: RerankPipeline) -> Canary:
+    probe = pipeline.spec.probe
+    if probe.query is None or probe.documents is None:
+        return DEFAULT_CANARY
+    return Canary(
+        query=probe.query, documents=tuple(probe.documents), expected_top_index=probe.expected_top_index or 0
+    )
+
+
+def _differs(a: PublishedConfig, b: PublishedConfig) -> bool:
+    return (a.endpoint, a.model, a.generation, a.function_json, a.lite_function_json) != (
+        b.endpoint,
+        b.model,
+        b.generation,
+        b.function_json,
+        b.lite_function_json,
+    )
+
+
+def _compact(value: Any) -> Any:
+    """Drop ``None`` values recursively so comparisons match what the apiserver stores."""
+    if isinstance(value, dict):
+        return {k: _compact(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_compact(v) for v in value]
+    return value

@@ -1,0 +1,81 @@
+"""What the Deployment and its pods say about the serving workload (pure)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class WorkloadState:
+    desired: int
+    ready: int
+    updated: int
+    rolled_out: bool
+    pending_message: str | None = None
+    failure_message: str | None = None
+
+    @property
+    def serving(self) -> bool:
+        return self.ready > 0
+
+
+def observe_workload(
+    deployment: dict[str, Any] | None, pods: list[dict[str, Any]], desired: int
+) -> WorkloadState:
+    """Summarise rollout progress; surface why pods wait (e.g. ``Insufficient nvidia.com/gpu``)."""
+    if deployment is None:
+        return WorkloadState(
+            desired=desired, ready=0, updated=0, rolled_out=False, pending_message="Deployment not found"
+        )
+    status = deployment.get("status") or {}
+    meta = deployment.get("metadata") or {}
+    ready = int(status.get("readyReplicas") or 0)
+    updated = int(status.get("updatedReplicas") or 0)
+    total = int(status.get("replicas") or 0)
+    observed = int(status.get("observedGeneration") or 0)
+    generation = int(meta.get("generation") or 0)
+    rolled_out = observed >= generation and updated >= desired and ready >= desired and total <= desired
+    return WorkloadState(
+        desired=desired,
+        ready=ready,
+        updated=updated,
+        rolled_out=rolled_out,
+        pending_message=_pending(pods),
+        failure_message=_container_failure(pods),
+    )
+
+
+def _pending(pods: list[dict[str, Any]]) -> str | None:
+    """The scheduler's own words for the first unschedulable pod, e.g. ``0/3 nodes are available: ...``."""
+    for pod in pods:
+        if (pod.get("metadata") or {}).get("deletionTimestamp"):
+            continue
+        if (pod.get("status") or {}).get("phase") != "Pending":
+            continue
+        for cond in (pod.get("status") or {}).get("conditions") or []:
+            if cond.get("type") == "PodScheduled" and cond.get("status") == "False":
+                name = (pod.get("metadata") or {}).get("name", "?")
+                reason = cond.get("reason") or "Unschedulable"
+                return f"pod {name} {reason}: {cond.get('message') or 'not scheduled'}"
+    return None
+
+
+_BAD_WAITING = {
+    "CrashLoopBackOff",
+    "ImagePullBackOff",
+    "ErrImagePull",
+    "CreateContainerConfigError",
+    "InvalidImageName",
+}
+
+
+def _container_failure(pods: list[dict[str, Any]]) -> str | None:
+    for pod in pods:
+        for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+            waiting = (cs.get("state") or {}).get("waiting") or {}
+            if waiting.get("reason") in _BAD_WAITING:
+                name = (pod.get("metadata") or {}).get("name", "?")
+                detail = f"{waiting['reason']}: {waiting.get('message', '')}".strip()
+                return f"pod {name} container {cs.get('name')}: {detail}"
+    return None
