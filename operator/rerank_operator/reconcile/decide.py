@@ -35,7 +35,9 @@ class Observation:
     def verified(self) -> bool:
         """The *current* generation is rolled out and answered the canary correctly."""
         return (
-            self.published is not None
+            not self.apply_errors
+            and self.desired_replicas > 0
+            and self.published is not None
             and self.published.generation == self.generation
             and self.healthy
             and self.workload.rolled_out

@@ -1,0 +1,136 @@
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from rerank_operator.publish import PublishedConfig
+from rerank_operator.reconcile.conditions import Desired
+from rerank_operator.reconcile.decide import (
+    Observation,
+    desired_conditions,
+    invalid_conditions,
+    status_fields,
+)
+from rerank_operator.reconcile.workload import WorkloadState
+
+ROLLED = WorkloadState(desired=1, ready=1, updated=1, rolled_out=True)
+SNAPSHOT = PublishedConfig(
+    endpoint="http://x-reranker.ns.svc.cluster.local:8000",
+    model="m",
+    generation=2,
+    function_json="{}",
+    lite_function_json="{}",
+)
+
+
+def obs(**kw: Any) -> Observation:
+    base = Observation(
+        generation=2,
+        desired_replicas=1,
+        workload=ROLLED,
+        endpoint=SNAPSHOT.endpoint,
+        served_model="m",
+        healthy=True,
+        probed=True,
+        last_probe={"ok": True, "reason": "Healthy", "message": "ok", "latencyMs": 12.0, "time": "t"},
+        latency={"p50Ms": 12.0, "p95Ms": 12.0, "samples": 1},
+        successes=1,
+        failures=0,
+        published=SNAPSHOT,
+        published_ready=True,
+        config_map_name="x-ranker",
+        namespaces=["ns"],
+    )
+    return replace(base, **kw)
+
+
+def by_type(conds: list[Desired]) -> dict[str, Desired]:
+    return {c.type: c for c in conds}
+
+
+def test_verified_is_ready() -> None:
+    c = by_type(desired_conditions(obs()))
+    assert c["Ready"].status == "True" and c["Ready"].reason == "Healthy"
+    assert "ns/x-ranker" in c["Ready"].message
+    assert c["Progressing"].status == "False" and c["Reconciling"].status == "False"
+    assert c["Degraded"].status == "False" and c["Stalled"].status == "False"
+    assert c["Probed"].status == "True" and c["Published"].status == "True"
+
+
+def test_new_generation_not_yet_verified() -> None:
+    c = by_type(desired_conditions(obs(generation=3)))
+    assert c["Ready"].status == "False" and c["Ready"].reason == "AwaitingFirstProbe"
+    assert c["Progressing"].status == "True" and c["Reconciling"].status == "True"
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"desired_replicas": 0}, "ScaledToZero"),
+        ({"apply_errors": ["Deployment x rejected: bad"]}, "ApplyRejected"),
+        (
+            {
+                "workload": WorkloadState(
+                    1, 0, 1, False, pending_message="0/3 nodes: Insufficient nvidia.com/gpu"
+                )
+            },
+            "PodsPending",
+        ),
+        ({"workload": WorkloadState(1, 0, 1, False, failure_message="ImagePullBackOff")}, "ContainerFailing"),
+        ({"workload": WorkloadState(2, 1, 2, False)}, "RollingOut"),
+        (
+            {
+                "healthy": False,
+                "last_probe": {"ok": False, "reason": "WrongTopDocument", "message": "doc 2 first"},
+            },
+            "WrongTopDocument",
+        ),
+        ({"published": None, "probed": False, "last_probe": None}, "AwaitingFirstProbe"),
+    ],
+)
+def test_not_ready_reasons(changes: dict[str, Any], reason: str) -> None:
+    c = by_type(desired_conditions(obs(**changes)))
+    assert c["Ready"].status == "False"
+    assert c["Ready"].reason == reason
+
+
+def test_pending_message_reaches_ready_condition() -> None:
+    pending = WorkloadState(
+        1, 0, 1, False, pending_message="0/3 nodes are available: 3 Insufficient nvidia.com/gpu."
+    )
+    c = by_type(desired_conditions(obs(workload=pending)))
+    assert "Insufficient nvidia.com/gpu" in c["Ready"].message
+
+
+def test_apply_rejected_is_stalled() -> None:
+    c = by_type(desired_conditions(obs(apply_errors=["PVC x rejected: immutable"])))
+    assert c["Stalled"].status == "True" and "immutable" in c["Stalled"].message
+    assert c["Progressing"].status == "False"
+
+
+def test_failing_after_publish_is_degraded_and_keeps_published() -> None:
+    failing = {"ok": False, "reason": "HTTPStatus", "message": "HTTPStatus 500: boom"}
+    c = by_type(desired_conditions(obs(healthy=False, last_probe=failing, published_ready=False)))
+    assert c["Degraded"].status == "True"
+    assert c["Published"].status == "True" and "last good config kept" in c["Published"].message
+    assert c["Probed"].status == "False" and c["Probed"].reason == "HTTPStatus"
+
+
+def test_not_probed_yet() -> None:
+    c = by_type(desired_conditions(obs(last_probe=None, probed=False, published=None, healthy=False)))
+    assert c["Probed"].status == "Unknown"
+    assert c["Published"].status == "False"
+
+
+def test_invalid_conditions() -> None:
+    c = by_type(invalid_conditions(["spec.replicas: must be >= 0"]))
+    assert c["Ready"].reason == "InvalidSpec" and "spec.replicas" in c["Ready"].message
+    assert c["Stalled"].status == "True"
+
+
+def test_status_fields_record_where_published_even_before_first_success() -> None:
+    fields = status_fields(obs(published=None, published_ready=False))
+    assert fields["published"] == {"configMapName": "x-ranker", "namespaces": ["ns"], "ready": False}
+    full = status_fields(obs())["published"]
+    assert full["generation"] == 2 and full["functionJson"] == "{}" and full["ready"] is True
+    assert status_fields(obs())["readyReplicas"] == 1

@@ -1,0 +1,80 @@
+from typing import Any
+
+from rerank_operator.reconcile.workload import observe_workload
+
+
+def deployment(
+    ready: int, updated: int, replicas: int, observed: int = 1, generation: int = 1
+) -> dict[str, Any]:
+    return {
+        "metadata": {"generation": generation},
+        "status": {
+            "readyReplicas": ready,
+            "updatedReplicas": updated,
+            "replicas": replicas,
+            "observedGeneration": observed,
+        },
+    }
+
+
+def pending_pod(message: str) -> dict[str, Any]:
+    return {
+        "metadata": {"name": "p-1"},
+        "status": {
+            "phase": "Pending",
+            "conditions": [
+                {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message}
+            ],
+        },
+    }
+
+
+def test_missing_deployment() -> None:
+    w = observe_workload(None, [], 1)
+    assert not w.rolled_out and not w.serving
+    assert w.pending_message == "Deployment not found"
+
+
+def test_rolled_out() -> None:
+    w = observe_workload(deployment(2, 2, 2), [], 2)
+    assert w.rolled_out and w.serving and w.ready == 2
+
+
+def test_stale_observed_generation_is_not_rolled_out() -> None:
+    assert not observe_workload(deployment(1, 1, 1, observed=1, generation=2), [], 1).rolled_out
+
+
+def test_surge_pod_still_present_is_not_rolled_out() -> None:
+    assert not observe_workload(deployment(1, 1, 2), [], 1).rolled_out
+
+
+def test_gpu_shortage_message_from_scheduler() -> None:
+    msg = "0/3 nodes are available: 3 Insufficient nvidia.com/gpu."
+    w = observe_workload(deployment(0, 1, 1), [pending_pod(msg)], 1)
+    assert w.pending_message is not None and "Insufficient nvidia.com/gpu" in w.pending_message
+    assert "p-1" in w.pending_message
+
+
+def test_terminating_pending_pod_ignored() -> None:
+    pod = pending_pod("x")
+    pod["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    assert observe_workload(deployment(0, 1, 1), [pod], 1).pending_message is None
+
+
+def test_container_failure_surfaces() -> None:
+    pod = {
+        "metadata": {"name": "p-2"},
+        "status": {
+            "phase": "Pending",
+            "containerStatuses": [
+                {
+                    "name": "vllm",
+                    "state": {
+                        "waiting": {"reason": "CreateContainerConfigError", "message": "secret x not found"}
+                    },
+                }
+            ],
+        },
+    }
+    w = observe_workload(deployment(0, 1, 1), [pod], 1)
+    assert w.failure_message is not None and "secret x not found" in w.failure_message
