@@ -224,6 +224,8 @@ class Reconciler:
         generation = pipeline.metadata.generation or 0
         if state.last_probe_generation != generation and workload.rolled_out:
             return True  # a finished rollout is checked at once, not an interval later
+        if workload.serving and (state.last_probe or {}).get("reason") == NO_READY_REPLICAS:
+            return True  # pods just became ready: no need to wait out the interval
         return time.monotonic() - state.last_probe_at >= pipeline.spec.probe.interval_seconds
 
     async def _probe(
