@@ -62,7 +62,7 @@ def short_body(body: bytes) -> str:
 
 
 def _as_score(value: Any, where: str) -> float:
-    """Scores must be JSON numbers; ``NaN``/``Infinity`` (as literals or strings) are non-finite, not malformed."""
+    """Scores must be JSON numbers; ``NaN``/``Infinity`` (literal or string) are non-finite, not malformed."""
     if isinstance(value, bool):
         raise _Bad(Reason.MALFORMED_RESPONSE, f"{where}: score is a boolean, not a number")
     if isinstance(value, int | float):

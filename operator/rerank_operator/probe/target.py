@@ -57,13 +57,16 @@ def parse_endpoint(endpoint: str) -> Endpoint:
         parts = urlsplit(text)
         port = parts.port
     except ValueError as exc:
-        raise ValueError(f"endpoint {endpoint!r}: {exc}") from None
+        raise ValueError(f"endpoint is not a valid URL: {exc}") from None
+    if parts.username is not None or parts.password is not None:
+        # Do not echo the endpoint here: it contains a secret.
+        raise ValueError("endpoint: credentials in the URL are not supported; use an API key")
+    if port == 0:
+        raise ValueError(f"endpoint {endpoint!r}: port 0 is not a valid destination")
     if parts.scheme not in ("http", "https"):
         raise ValueError(f"endpoint {endpoint!r}: scheme must be http or https")
     if not parts.hostname:
         raise ValueError(f"endpoint {endpoint!r}: no host")
-    if parts.username is not None or parts.password is not None:
-        raise ValueError(f"endpoint {endpoint!r}: credentials in the URL are not supported; use an API key")
     if parts.path not in ("", "/") or parts.query or parts.fragment:
         raise ValueError(
             f"endpoint {endpoint!r}: give scheme://host:port only; Milvus replaces any path with /rerank"

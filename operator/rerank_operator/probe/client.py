@@ -1,0 +1,221 @@
+"""Send the canary the way Milvus would and turn whatever happens into a :class:`ProbeVerdict`.
+
+The request mirrors Milvus: ``POST {endpoint}/rerank`` with ``{"query", "documents"}`` (plus
+``truncate_prompt_tokens`` if set) and NO ``model`` field, because Milvus never sends one and relies on
+vLLM serving a single model. Sending the model would prove less: a server that only works when told
+the model name would pass the probe and fail Milvus. The served model name is checked separately
+against ``GET /v1/models``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import json
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from typing import Any
+
+import httpx
+
+from rerank_operator import __version__
+from rerank_operator.probe.evaluate import evaluate_response
+from rerank_operator.probe.resolver import HostResolver
+from rerank_operator.probe.target import Endpoint, ProbeTarget, parse_endpoint
+from rerank_operator.probe.verdict import ProbeVerdict, Reason, failed
+
+USER_AGENT = f"rerank-operator-probe/{__version__}"  # lets vLLM access logs tell probes from Milvus
+MAX_BODY_BYTES = 4 * 1024 * 1024  # a canary answer is a few hundred bytes; do not buffer a runaway body
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where the request really goes (maybe a loopback override) and the headers that hide it."""
+
+    base_url: str
+    host_header: str | None  # set only when overridden, so the server sees the original Host
+    sni_hostname: str | None  # for https through an override: verify the cert for the original name
+
+    def url(self, path: str) -> str:
+        return f"{self.base_url}{path}"
+
+    def extensions(self) -> dict[str, Any]:
+        return {"sni_hostname": self.sni_hostname} if self.sni_hostname else {}
+
+
+def route_for(endpoint: Endpoint, resolver: HostResolver) -> Route:
+    """Apply a host override, if any, keeping the original authority as the ``Host`` header."""
+    override = resolver.resolve(endpoint.host, endpoint.port)
+    if override is None:
+        return Route(base_url=endpoint.base_url, host_header=None, sni_hostname=None)
+    return Route(
+        base_url=f"{endpoint.scheme}://{override.authority(endpoint.port)}",
+        host_header=endpoint.netloc,
+        sni_hostname=endpoint.host if endpoint.scheme == "https" else None,
+    )
+
+
+def request_body(target: ProbeTarget) -> dict[str, Any]:
+    """The JSON body Milvus sends for this engine (see the module docstring for why no ``model``)."""
+    canary = target.canary
+    if target.engine == "tei":
+        body: dict[str, Any] = {"query": canary.query, "texts": list(canary.documents)}
+        if target.truncate_prompt_tokens is not None:
+            body["truncate"] = True  # TEI truncates to the model limit; it takes no token count
+        return body
+    body = {"query": canary.query, "documents": list(canary.documents)}
+    if target.truncate_prompt_tokens is not None:
+        body["truncate_prompt_tokens"] = target.truncate_prompt_tokens
+    return body
+
+
+def _headers(target: ProbeTarget, route: Route) -> dict[str, str]:
+    headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
+    if target.api_key:
+        headers["Authorization"] = f"Bearer {target.api_key}"
+    if route.host_header:
+        headers["Host"] = route.host_header
+    return headers
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """The exception, its cause/context chain and group members (anyio wraps the socket error)."""
+    stack, seen = [exc], set()
+    while stack:
+        cur = stack.pop()
+        if id(cur) in seen:
+            continue
+        seen.add(id(cur))
+        yield cur
+        stack.extend(e for e in (cur.__cause__, cur.__context__) if e is not None)
+        if isinstance(cur, BaseExceptionGroup):
+            stack.extend(cur.exceptions)
+
+
+def classify_transport_error(exc: BaseException, timeout_s: float, where: str) -> tuple[Reason, str]:
+    """Map a client-side failure to a reason; connection refused is what a loading vLLM looks like."""
+    causes = list(_causes(exc))
+    if any(isinstance(c, httpx.TimeoutException | TimeoutError) for c in causes):
+        return Reason.TIMEOUT, f"Timeout: no complete response from {where} within {timeout_s:g}s"
+    if any(
+        isinstance(c, ConnectionRefusedError) or getattr(c, "errno", None) == errno.ECONNREFUSED
+        for c in causes
+    ):
+        return Reason.CONNECTION_REFUSED, f"ConnectionRefused: nothing listens on {where} (still loading?)"
+    if any(isinstance(c, socket.gaierror) for c in causes):
+        return Reason.CONNECTION_ERROR, f"ConnectionError: cannot resolve {where} ({exc})"
+    detail = str(exc) or type(exc).__name__
+    return Reason.CONNECTION_ERROR, f"ConnectionError: {where}: {type(exc).__name__}: {detail}"
+
+
+class _TooLarge(Exception):
+    """The body exceeded MAX_BODY_BYTES (a canary answer is tiny)."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"response body exceeds {MAX_BODY_BYTES} bytes")
+        self.status = status
+
+
+async def _send(
+    client: httpx.AsyncClient, method: str, url: str, *, route: Route, timeout_s: float, **kw: Any
+) -> tuple[int, bytes, float]:
+    """One request, bounded in total time and body size; returns (status, body, latency ms)."""
+    start = time.perf_counter()
+    async with asyncio.timeout(timeout_s):
+        request = client.build_request(method, url, timeout=timeout_s, extensions=route.extensions(), **kw)
+        response = await client.send(request, stream=True)
+        try:
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > MAX_BODY_BYTES:
+                    raise _TooLarge(response.status_code)
+                chunks.append(chunk)
+        finally:
+            await response.aclose()
+    return response.status_code, b"".join(chunks), (time.perf_counter() - start) * 1000.0
+
+
+async def _model_listed(client: httpx.AsyncClient, target: ProbeTarget, route: Route) -> bool | None:
+    """Is ``served_model`` in ``GET /v1/models``? None when unknown (no name, TEI, or no usable listing)."""
+    if target.served_model is None or target.engine != "vllm":
+        return None
+    try:
+        status, body, _ = await _send(
+            client, "GET", route.url("/v1/models"), route=route, timeout_s=target.timeout_s,
+            headers=_headers(target, route),
+        )
+        if status != 200:
+            return None
+        data = json.loads(body)
+        ids = {m.get("id") for m in data["data"] if isinstance(m, dict)}
+    except (httpx.HTTPError, OSError, TimeoutError, _TooLarge, ValueError, KeyError, TypeError):
+        return None
+    return target.served_model in ids
+
+
+def redact(verdict: ProbeVerdict, secret: str | None) -> ProbeVerdict:
+    """Belt and braces: a server may echo the Authorization header into an error body."""
+    if not secret or secret not in verdict.message:
+        return verdict
+    return replace(verdict, message=verdict.message.replace(secret, "<redacted>"))
+
+
+async def _probe(
+    client: httpx.AsyncClient, target: ProbeTarget, endpoint: Endpoint, resolver: HostResolver
+) -> ProbeVerdict:
+    route = route_for(endpoint, resolver)
+    try:
+        status, body, latency_ms = await _send(
+            client, "POST", route.url("/rerank"), route=route, timeout_s=target.timeout_s,
+            headers=_headers(target, route), json=request_body(target),
+        )
+    except _TooLarge as big:
+        return failed(Reason.MALFORMED_RESPONSE, f"MalformedResponse: {big}", status_code=big.status)
+    except httpx.InvalidURL as exc:
+        return failed(Reason.INVALID_ENDPOINT, f"InvalidEndpoint: {exc}")
+    except (httpx.HTTPError, OSError, TimeoutError) as exc:
+        reason, message = classify_transport_error(exc, target.timeout_s, endpoint.netloc)
+        return failed(reason, message)
+    verdict = evaluate_response(
+        status, body, target.canary, target.engine, latency_ms, target.max_latency_ms
+    )
+    if status != 200:
+        return verdict
+    listed = await _model_listed(client, target, route)
+    verdict = replace(verdict, model_listed=listed)
+    if verdict.ok and listed is False:
+        return replace(
+            verdict,
+            ok=False,
+            reason=Reason.MODEL_NOT_LISTED,
+            message=f"ModelNotListed: reranked correctly, but {target.served_model!r} is not in /v1/models",
+        )
+    return verdict
+
+
+async def probe_reranker(
+    target: ProbeTarget,
+    *,
+    client: httpx.AsyncClient | None = None,
+    resolver: HostResolver | None = None,
+) -> ProbeVerdict:
+    """Probe one reranker; never raises for anything the endpoint does, only returns a verdict.
+
+    Without ``resolver`` the overrides come from ``RERANK_OPERATOR_HOST_OVERRIDES`` (none in production).
+    Without ``client`` a private one is used that ignores proxy env vars: probes target cluster-internal
+    addresses, which a corporate proxy cannot reach.
+    """
+    try:
+        endpoint = parse_endpoint(target.endpoint)
+        if resolver is None:
+            resolver = HostResolver.from_env()
+    except ValueError as exc:
+        return redact(failed(Reason.INVALID_ENDPOINT, f"InvalidEndpoint: {exc}"), target.api_key)
+    if client is not None:
+        return redact(await _probe(client, target, endpoint, resolver), target.api_key)
+    async with httpx.AsyncClient(trust_env=False, follow_redirects=False) as own:
+        return redact(await _probe(own, target, endpoint, resolver), target.api_key)

@@ -1,0 +1,81 @@
+"""A few of vLLM's Prometheus metrics, so dashboards and scrape configs can be exercised locally."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+class Metrics:
+    """Thread-safe counters, rendered in Prometheus text format 0.0.4."""
+
+    def __init__(self, served_model: str) -> None:
+        self._model = served_model
+        self._lock = threading.Lock()
+        self._running = 0
+        self._success = 0
+        self._latency_sum = 0.0
+        self._latency_count = 0
+        self._prompt_tokens = 0
+        self._by_route: Counter[tuple[str, int]] = Counter()
+
+    def started(self) -> None:
+        with self._lock:
+            self._running += 1
+
+    def finished(self, route: str, status: int, seconds: float, tokens: int = 0) -> None:
+        with self._lock:
+            self._running -= 1
+            self._by_route[(route, status)] += 1
+            if status == 200:
+                self._success += 1
+                self._prompt_tokens += tokens
+                self._latency_sum += seconds
+                self._latency_count += 1
+
+    def request_counts(self) -> dict[tuple[str, int], int]:
+        """Answered rerank requests by (route, status), for tests."""
+        with self._lock:
+            return dict(self._by_route)
+
+    def render(self, fault_mode: str) -> str:
+        m = f'model_name="{_label(self._model)}"'
+        with self._lock:
+            lines = [
+                "# HELP vllm:num_requests_running Number of requests in model execution batches.",
+                "# TYPE vllm:num_requests_running gauge",
+                f"vllm:num_requests_running{{{m}}} {self._running}",
+                "# HELP vllm:num_requests_waiting Number of requests waiting to be processed.",
+                "# TYPE vllm:num_requests_waiting gauge",
+                f"vllm:num_requests_waiting{{{m}}} 0",
+                "# HELP vllm:kv_cache_usage_perc KV-cache usage. 1 means 100 percent usage.",
+                "# TYPE vllm:kv_cache_usage_perc gauge",
+                f"vllm:kv_cache_usage_perc{{{m}}} 0.0",
+                "# HELP vllm:request_success_total Count of successfully processed requests.",
+                "# TYPE vllm:request_success_total counter",
+                f'vllm:request_success_total{{finished_reason="stop",{m}}} {self._success}',
+                "# HELP vllm:prompt_tokens_total Number of prefill tokens processed.",
+                "# TYPE vllm:prompt_tokens_total counter",
+                f"vllm:prompt_tokens_total{{{m}}} {self._prompt_tokens}",
+                "# HELP vllm:e2e_request_latency_seconds Histogram of e2e request latency in seconds.",
+                "# TYPE vllm:e2e_request_latency_seconds histogram",
+                f'vllm:e2e_request_latency_seconds_bucket{{le="+Inf",{m}}} {self._latency_count}',
+                f"vllm:e2e_request_latency_seconds_sum{{{m}}} {self._latency_sum:.6f}",
+                f"vllm:e2e_request_latency_seconds_count{{{m}}} {self._latency_count}",
+                "# HELP standin_requests_total Rerank requests answered by the stand-in, by route/status.",
+                "# TYPE standin_requests_total counter",
+            ]
+            lines += [
+                f'standin_requests_total{{route="{_label(route)}",code="{code}"}} {n}'
+                for (route, code), n in sorted(self._by_route.items())
+            ]
+        lines += [
+            "# HELP standin_fault_mode The active fault mode (value 1).",
+            "# TYPE standin_fault_mode gauge",
+            f'standin_fault_mode{{mode="{_label(fault_mode)}"}} 1',
+        ]
+        return "\n".join(lines) + "\n"

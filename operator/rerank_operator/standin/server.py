@@ -1,0 +1,469 @@
+"""A threaded HTTP server that speaks vLLM's rerank API with switchable faults (a test/sandbox tool).
+
+Standard library only, so tests need no web framework and the sandbox can run it as a plain process.
+It listens on loopback only: it has unauthenticated admin routes and records request headers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import ipaddress
+import json
+import logging
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import urlsplit
+
+from rerank_operator.standin import protocol
+from rerank_operator.standin.faults import Fault, FaultMode, FaultState
+from rerank_operator.standin.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "BAAI/bge-reranker-base"
+RERANK_PATHS = frozenset({"/rerank", "/v1/rerank", "/v2/rerank"})
+ADMIN_PREFIX = "/__standin/"
+MAX_REQUEST_BYTES = 16 * 1024 * 1024
+LOG_LIMIT = 10_000  # bounded so a long sandbox run cannot grow without limit
+MAX_DURATION_S = 600.0
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request as received (header names lower-cased), so tests can assert what a client sent."""
+
+    method: str
+    path: str
+    headers: Mapping[str, str]
+    body: bytes
+    received_at: float
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form for the admin route; the Authorization value is redacted there."""
+        headers = {k: ("<redacted>" if k == "authorization" else v) for k, v in self.headers.items()}
+        try:
+            body: Any = self.json()
+        except ValueError:
+            body = self.body.decode("utf-8", errors="replace")
+        return {"method": self.method, "path": self.path, "headers": headers, "body": body,
+                "receivedAt": self.received_at}
+
+
+def _loopback(host: str) -> str:
+    try:
+        ok = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(f"stand-in host must be a loopback IP (127.0.0.0/8 or ::1), not {host!r}")
+    return host
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True  # so a stopped stand-in can come back on the same port
+
+    def __init__(self, address: tuple[str, int], owner: StandinServer) -> None:
+        self.owner = owner
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        super().__init__(address, _Handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Connections cut by stop()/faults end in broken pipes; that is expected, not worth a traceback.
+        log.debug("stand-in connection error from %s", client_address, exc_info=True)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, like uvicorn; every reply carries Content-Length
+    server_version = "rerank-standin"
+    timeout = 30  # idle keep-alive connections end eventually
+    server: _HTTPServer
+
+    @property
+    def owner(self) -> StandinServer:
+        return self.server.owner
+
+    def setup(self) -> None:
+        super().setup()
+        self.owner._track(self.connection)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.owner._untrack(self.connection)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("stand-in %s: " + format, self.address_string(), *args)
+
+    def do_GET(self) -> None:
+        self._dispatch()
+
+    def do_POST(self) -> None:
+        self._dispatch()
+
+    def do_PUT(self) -> None:
+        self._dispatch()
+
+    def do_DELETE(self) -> None:
+        self._dispatch()
+
+    # -- plumbing ----------------------------------------------------------------------------------
+
+    def _reply(self, status: int, body: bytes, content_type: str | None = "application/json") -> None:
+        self.send_response(status)
+        if content_type:
+            self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _json(self, status: int, payload: Any) -> None:
+        self._reply(status, protocol.dumps(payload))
+
+    def _read_body(self) -> bytes | None:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            self.close_connection = True
+            self._json(411, {"detail": "Content-Length required"})
+            return None
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if not 0 <= length <= MAX_REQUEST_BYTES:
+            self.close_connection = True
+            self._json(413 if length > 0 else 400, {"detail": "bad or too large Content-Length"})
+            return None
+        return self.rfile.read(length) if length else b""
+
+    def _authorized(self) -> bool:
+        key = self.owner.api_key
+        if key is None:
+            return True
+        given = self.headers.get("Authorization", "")
+        return hmac.compare_digest(given.encode(), f"Bearer {key}".encode())
+
+    # -- routes ------------------------------------------------------------------------------------
+
+    def _dispatch(self) -> None:
+        body = self._read_body()
+        if body is None:
+            return
+        path = urlsplit(self.path).path
+        if path.startswith(ADMIN_PREFIX):
+            self._admin(path, body)
+            return
+        self.owner._record(RecordedRequest(
+            method=self.command, path=self.path, body=body, received_at=time.time(),
+            headers={k.lower(): v for k, v in self.headers.items()},
+        ))
+        if path in RERANK_PATHS:
+            if self.command != "POST":
+                self._json(405, {"detail": "Method Not Allowed"})
+            else:
+                self._rerank(path, body)
+        elif path in ("/health", "/ping") and self.command == "GET":
+            self._reply(200, b"", None)
+        elif path == "/metrics" and self.command == "GET":
+            text = self.owner.metrics.render(self.owner.fault.mode.value)
+            self._reply(200, text.encode(), "text/plain; version=0.0.4; charset=utf-8")
+        elif path.startswith(("/v1/", "/v2/")) and not self._authorized():
+            self._json(401, {"error": "Unauthorized"})  # vLLM's auth middleware body
+        elif path == "/v1/models" and self.command == "GET":
+            self._json(200, self.owner.models_payload())
+        else:
+            self._json(404, {"detail": "Not Found"})
+
+    def _rerank(self, path: str, body: bytes) -> None:
+        owner, fault = self.owner, self.owner.fault
+        if fault.mode is FaultMode.DROP:
+            self.close_connection = True  # nothing written: the client sees the connection close
+            return
+        protected = owner.key_protects_bare_rerank or path != "/rerank"
+        if protected and not self._authorized():
+            self._json(401, {"error": "Unauthorized"})
+            return
+        if fault.mode is FaultMode.NOT_FOUND:
+            self._json(404, {"detail": "Not Found"})
+            return
+        owner.metrics.started()
+        started, status, tokens, tei = time.perf_counter(), 500, 0, False
+        try:
+            if fault.mode is FaultMode.SLOW and owner._sleep(fault.delay_s):
+                self.close_connection = True  # stopped while "computing": like a killed pod
+                status = 0
+                return
+            if fault.mode is FaultMode.HTTP500:
+                raise protocol.ApiError(500, "stand-in fault http500: simulated engine failure")
+            if fault.mode is FaultMode.INVALID_JSON:
+                status = 200
+                self._reply(200, b"<html><body>502 Bad Gateway</body></html>")
+                return
+            if fault.mode is FaultMode.MALFORMED:
+                status = 200
+                self._json(200, {"id": "rerank-malformed", "model": owner.served_model, "data": []})
+                return
+            try:
+                data = json.loads(body)
+            except ValueError as exc:
+                raise protocol.ApiError(400, f"JSON decode error: {exc}", "body") from None
+            req = protocol.parse_request(data)
+            tei = req.tei
+            protocol.check_model(req, owner.served_model)
+            tokens = protocol.prompt_tokens(req, owner.max_model_len)
+            results = protocol.rerank_results(req, fault.mode)
+            payload: Any = (
+                protocol.tei_body(req, results) if tei
+                else protocol.vllm_body(req, results, owner.served_model, tokens)
+            )
+            status = 200
+            self._json(200, payload)
+        except protocol.ApiError as err:
+            status = err.status
+            self._json(err.status, err.body(tei=tei))
+        finally:
+            owner.metrics.finished(path, status, time.perf_counter() - started, tokens)
+
+    def _admin(self, path: str, body: bytes) -> None:
+        owner = self.owner
+        if path == f"{ADMIN_PREFIX}fault" and self.command == "GET":
+            self._json(200, owner.fault_payload())
+        elif path == f"{ADMIN_PREFIX}fault" and self.command in ("POST", "PUT"):
+            try:
+                spec = json.loads(body or b"{}")
+                if not isinstance(spec, dict):
+                    raise ValueError("body must be a JSON object")
+                mode, delay, duration = spec.get("mode"), spec.get("delay_s"), spec.get("duration_s")
+                if mode == FaultMode.LOADING and duration is None:
+                    raise ValueError("mode 'loading' over HTTP needs duration_s: nothing could undo it")
+                if not isinstance(mode, str):
+                    raise ValueError("'mode' must be a string")
+                if mode == FaultMode.LOADING:
+                    # Reply after the listener is gone, so the caller knows it took effect.
+                    owner.set_fault(mode, delay_s=delay, duration_s=duration, _keep=self.connection)
+                    self.close_connection = True
+                else:
+                    owner.set_fault(mode, delay_s=delay, duration_s=duration)
+            except (ValueError, TypeError) as exc:
+                self._json(400, {"error": str(exc)})
+                return
+            self._json(200, owner.fault_payload())
+        elif path == f"{ADMIN_PREFIX}requests" and self.command == "GET":
+            self._json(200, [r.to_dict() for r in owner.request_log])
+        elif path == f"{ADMIN_PREFIX}requests" and self.command == "DELETE":
+            self._json(200, {"cleared": owner.clear_log()})
+        else:
+            self._json(404, {"detail": "Not Found"})
+
+
+class StandinServer:
+    """A vLLM-compatible reranker on loopback, run in a background thread.
+
+    Use as a context manager or call :meth:`start`/:meth:`stop`. ``port=0`` picks a free port once; after
+    that the same port is reused, so ``stop()``/``start()`` (or the ``loading`` fault) looks to a client
+    exactly like a vLLM pod that stopped listening while it reloads weights.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        served_model: str = DEFAULT_MODEL,
+        api_key: str | None = None,
+        *,
+        max_model_len: int = 512,
+        key_protects_bare_rerank: bool = True,
+    ) -> None:
+        self.host = _loopback(host)
+        self._port = port
+        self.served_model = served_model
+        self.api_key = api_key or None
+        self.max_model_len = max_model_len
+        # False emulates the many vLLM releases whose --api-key guards /v1 and /v2 but not /rerank.
+        self.key_protects_bare_rerank = key_protects_bare_rerank
+        self.metrics = Metrics(served_model)
+        self._faults = FaultState()
+        self._log: deque[RecordedRequest] = deque(maxlen=LOG_LIMIT)
+        self._log_lock = threading.Lock()
+        self._lifecycle = threading.RLock()
+        self._httpd: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._stopped = threading.Event()
+        self._listening = threading.Event()
+        self._conns: set[socket.socket] = set()
+        self._conns_lock = threading.Lock()
+        self._timer: threading.Timer | None = None
+        self._down_for_loading = False
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def url(self) -> str:
+        """``http://host:port`` with no path: the form Milvus and the probe expect."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self._port}"
+
+    @property
+    def running(self) -> bool:
+        return self._httpd is not None
+
+    def start(self) -> Self:
+        """Listen (again) on the same port; leaves a ``loading`` fault if there was one."""
+        with self._lifecycle:
+            if self._httpd is not None:
+                return self
+            httpd = _HTTPServer((self.host, self._port), self)
+            self._port = httpd.server_address[1]
+            self._stopped.clear()
+            self._httpd = httpd
+            self._down_for_loading = False
+            if self._faults.get().mode is FaultMode.LOADING:
+                self._faults.set(Fault())
+            self._thread = threading.Thread(
+                target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                name=f"standin-{self._port}", daemon=True,
+            )
+            self._thread.start()
+            self._listening.set()
+            log.info("stand-in listening on %s (model %s)", self.url, self.served_model)
+            return self
+
+    def stop(self) -> None:
+        """Stop listening and cut open connections; the object can be started again."""
+        with self._lifecycle:
+            self._cancel_timer()
+            self._down_for_loading = False
+            self._stop_listener()
+
+    def _stop_listener(self, keep: socket.socket | None = None) -> None:
+        httpd, thread = self._httpd, self._thread
+        if httpd is None:
+            return
+        self._stopped.set()
+        self._listening.clear()
+        httpd.shutdown()
+        httpd.server_close()
+        if thread is not None:
+            thread.join(timeout=5)
+        with self._conns_lock:
+            conns = [c for c in self._conns if c is not keep]
+        for conn in conns:
+            with contextlib.suppress(OSError):  # already closed by its handler
+                conn.shutdown(socket.SHUT_RDWR)
+        self._httpd = self._thread = None
+
+    def wait_listening(self, timeout: float) -> bool:
+        """Block until the listener is up (e.g. after a timed ``loading`` fault); False on timeout."""
+        return self._listening.wait(timeout)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # -- faults ------------------------------------------------------------------------------------
+
+    @property
+    def fault(self) -> Fault:
+        return self._faults.get()
+
+    def set_fault(
+        self,
+        mode: str | FaultMode,
+        *,
+        delay_s: float | None = None,
+        duration_s: float | None = None,
+        _keep: socket.socket | None = None,
+    ) -> None:
+        """Switch fault mode (thread-safe); ``duration_s`` reverts to ``healthy`` afterwards.
+
+        ``loading`` stops the listener (connection refused) until another mode is set, ``start()`` is
+        called, or ``duration_s`` elapses; leaving ``loading`` listens again on the same port.
+        """
+        fault = Fault.make(mode, delay_s)
+        if duration_s is not None and not 0 < float(duration_s) <= MAX_DURATION_S:
+            raise ValueError(f"duration_s must be in (0, {MAX_DURATION_S:g}]")
+        with self._lifecycle:
+            self._cancel_timer()
+            self._faults.set(fault)
+            if fault.mode is FaultMode.LOADING:
+                if self._httpd is not None:
+                    self._down_for_loading = True
+                    self._stop_listener(keep=_keep)
+            elif self._down_for_loading:
+                self.start()
+            if duration_s is not None:
+                self._timer = threading.Timer(float(duration_s), self.set_fault, args=(FaultMode.HEALTHY,))
+                self._timer.daemon = True
+                self._timer.start()
+        log.info("stand-in %s fault -> %s", self.url, fault.mode.value)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _sleep(self, seconds: float) -> bool:
+        """Wait like a slow model; True if the server was stopped meanwhile."""
+        return self._stopped.wait(seconds)
+
+    def fault_payload(self) -> dict[str, Any]:
+        fault = self.fault
+        return {"mode": fault.mode.value, "delay_s": fault.delay_s, "listening": self.running}
+
+    # -- bookkeeping -------------------------------------------------------------------------------
+
+    def models_payload(self) -> dict[str, Any]:
+        """``GET /v1/models`` in OpenAI list format, as vLLM answers it."""
+        return {"object": "list", "data": [{
+            "id": self.served_model, "object": "model", "created": 0, "owned_by": "vllm",
+            "root": self.served_model, "parent": None, "max_model_len": self.max_model_len,
+        }]}
+
+    @property
+    def request_log(self) -> list[RecordedRequest]:
+        """Requests received so far (admin routes excluded), oldest first."""
+        with self._log_lock:
+            return list(self._log)
+
+    def clear_log(self) -> int:
+        with self._log_lock:
+            n = len(self._log)
+            self._log.clear()
+            return n
+
+    def _record(self, request: RecordedRequest) -> None:
+        with self._log_lock:
+            self._log.append(request)
+
+    def _track(self, conn: socket.socket) -> None:
+        with self._conns_lock:
+            self._conns.add(conn)
+
+    def _untrack(self, conn: socket.socket) -> None:
+        with self._conns_lock:
+            self._conns.discard(conn)
