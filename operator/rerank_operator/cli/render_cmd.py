@@ -20,8 +20,8 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from rerank_operator.cli._files import FileError, is_pipeline, load_documents
-    from rerank_operator.models import InvalidPipeline, RerankPipeline
     from rerank_operator.manifests import render_all
+    from rerank_operator.models import InvalidPipeline, RerankPipeline
     from rerank_operator.settings import cluster_domain
     from rerank_operator.yamlio import dump_all
 
