@@ -7,7 +7,9 @@ import sys
 
 
 def register(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-f", "--filename", required=True, help="YAML file with RerankPipeline documents ('-': stdin)")
+    parser.add_argument(
+        "-f", "--filename", required=True, help="YAML file with RerankPipeline documents ('-': stdin)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

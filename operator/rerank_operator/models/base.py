@@ -21,6 +21,7 @@ class ApiModel(BaseModel):
         serialize_by_alias=True,
         extra="forbid",
         frozen=True,
+        strict=True,  # `replicas: "2"` fails offline exactly as it fails at the apiserver
         use_attribute_docstrings=False,
     )
 

@@ -48,7 +48,8 @@ Quantity = Annotated[
         {
             "x-kubernetes-int-or-string": True,
             "anyOf": [{"type": "integer"}, {"type": "string"}],
-            "pattern": QUANTITY,
+            "pattern": QUANTITY,  # applies to strings only
+            "minimum": 0,  # applies to integers only: the apiserver rejects `cpu: -1` as pydantic does
         }
     ),
 ]
@@ -81,7 +82,19 @@ def _quirk_rules() -> list[dict[str, str]]:
 class ModelSpec(ApiModel):
     """Which checkpoint to serve and how vLLM should load it."""
 
-    model_config = with_cel(*_quirk_rules())
+    model_config = with_cel(
+        *_quirk_rules(),
+        cel(
+            "!has(self.truncatePromptTokens) || self.truncatePromptTokens != 0",
+            "truncatePromptTokens: 0 would truncate every prompt to nothing; use -1 or a positive limit",
+            field_path=".truncatePromptTokens",
+        ),
+        cel(
+            "!has(self.truncatePromptTokens) || !has(self.maxModelLen) || self.truncatePromptTokens <= self.maxModelLen",
+            "truncatePromptTokens must not exceed maxModelLen (vLLM answers 400 to every such request)",
+            field_path=".truncatePromptTokens",
+        ),
+    )
 
     name: str = Field(
         min_length=1,
@@ -143,6 +156,15 @@ class ModelSpec(ApiModel):
 
     @model_validator(mode="after")
     def _check_quirks(self) -> ModelSpec:
+        tpt = self.truncate_prompt_tokens
+        if tpt == 0:
+            raise ValueError(
+                "truncatePromptTokens: 0 would truncate every prompt to nothing; use -1 or a positive limit"
+            )
+        if tpt is not None and self.max_model_len is not None and tpt > self.max_model_len:
+            raise ValueError(
+                "truncatePromptTokens: must not exceed maxModelLen (vLLM answers 400 to every such request)"
+            )
         quirk = quirk_for(self.name)
         if quirk is None:
             return self
@@ -193,18 +215,50 @@ class EnvVar(ApiModel):
         return self
 
 
-RESERVED_ENV = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "VLLM_API_KEY")
+RESERVED_ENV = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "VLLM_API_KEY", "HF_HOME")
+
+
+# Flags rendered from spec fields; letting extraArgs repeat them would make the result ambiguous.
+MANAGED_FLAGS = (
+    "--port",
+    "--host",
+    "--api-key",
+    "--served-model-name",
+    "--runner",
+    "--task",
+    "--model",
+    "--chat-template",
+    "--hf-overrides",
+    "--trust-remote-code",
+    "--revision",
+    "--max-model-len",
+    "--dtype",
+    "--gpu-memory-utilization",
+    "--max-num-seqs",
+    "--convert",
+)
+
+
+def _managed_flags_rule() -> dict[str, str]:
+    names = "|".join(re.escape(f[2:]).replace("\\-", "-").replace("-", "[-_]") for f in MANAGED_FLAGS)
+    return cel(
+        f"!has(self.extraArgs) || self.extraArgs.all(a, !a.matches('^--({names})(=.*)?$'))",
+        "extraArgs must not repeat flags the operator manages (--port, --api-key, --served-model-name, ...): "
+        "use the matching spec field",
+        field_path=".extraArgs",
+    )
 
 
 class EngineSpec(ApiModel):
     """The vLLM server process."""
 
     model_config = with_cel(
+        _managed_flags_rule(),
         cel(
             "!has(self.env) || self.env.all(e, !(e.name in "
-            "['HF_TOKEN', 'HUGGING_FACE_HUB_TOKEN', 'VLLM_API_KEY']))",
-            "HF_TOKEN and VLLM_API_KEY are managed by the operator: use "
-            "spec.hfTokenSecretRef and spec.apiKeySecretRef",
+            "['HF_TOKEN', 'HUGGING_FACE_HUB_TOKEN', 'VLLM_API_KEY', 'HF_HOME']))",
+            "HF_TOKEN, VLLM_API_KEY and HF_HOME are managed by the operator: use "
+            "spec.hfTokenSecretRef, spec.apiKeySecretRef and spec.modelCache",
             field_path=".env",
         ),
     )
@@ -228,7 +282,7 @@ class EngineSpec(ApiModel):
     max_num_seqs: int | None = Field(
         default=None, ge=1, le=65536, description="Maximum concurrent sequences per step (--max-num-seqs)."
     )
-    extra_args: list[str] = Field(
+    extra_args: list[Annotated[str, Field(min_length=1, max_length=4096)]] = Field(
         default_factory=list,
         max_length=128,
         description="Extra arguments appended to `vllm serve`. Flags the operator manages "
@@ -253,33 +307,13 @@ class EngineSpec(ApiModel):
         for e in self.env:
             if e.name in RESERVED_ENV:
                 raise ValueError(
-                    f"env: {e.name} is managed by the operator: use spec.hfTokenSecretRef and spec.apiKeySecretRef"
+                    f"env: {e.name} is managed by the operator: use spec.hfTokenSecretRef, "
+                    "spec.apiKeySecretRef and spec.modelCache"
                 )
         managed = managed_flag_in(self.extra_args)
         if managed:
             raise ValueError(f"extraArgs: {managed} is managed by the operator; use the matching spec field")
         return self
-
-
-# Flags rendered from spec fields; letting extraArgs repeat them would make the result ambiguous.
-MANAGED_FLAGS = (
-    "--port",
-    "--host",
-    "--api-key",
-    "--served-model-name",
-    "--runner",
-    "--task",
-    "--model",
-    "--chat-template",
-    "--hf-overrides",
-    "--trust-remote-code",
-    "--revision",
-    "--max-model-len",
-    "--dtype",
-    "--gpu-memory-utilization",
-    "--max-num-seqs",
-    "--convert",
-)
 
 
 def managed_flag_in(args: list[str]) -> str | None:

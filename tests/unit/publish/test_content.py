@@ -1,0 +1,314 @@
+"""The published ConfigMap: endpoint, Milvus and Milvus Lite function params, readiness, status."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from rerank_operator.models import RerankPipeline
+from rerank_operator.publish import (
+    AWAITING_FIRST_PROBE,
+    DATA_KEYS,
+    PublishedConfig,
+    endpoint_for,
+    initial_config,
+    milvus_function,
+    milvus_lite_function,
+    render_published_configmap,
+    render_published_configmaps,
+)
+from rerank_operator.publish.content import publish_namespaces
+
+MakePipeline = Callable[..., RerankPipeline]
+
+FUNCTION_KEYS = {"name", "description", "type", "input_field_names", "output_field_names", "params"}
+
+
+def function_of(config: PublishedConfig) -> dict[str, Any]:
+    out: dict[str, Any] = json.loads(config.function_json)
+    return out
+
+
+def lite_function_of(config: PublishedConfig) -> dict[str, Any]:
+    out: dict[str, Any] = json.loads(config.lite_function_json)
+    return out
+
+
+# ------------------------------------------------------------------------------------ endpoint
+@pytest.mark.parametrize(
+    ("meta", "engine", "domain", "expected"),
+    [
+        ({}, {}, "cluster.local", "http://demo-reranker.search.svc.cluster.local:8000"),
+        (
+            {"name": "bge", "namespace": "ml"},
+            {"port": 9000},
+            "corp.internal",
+            "http://bge-reranker.ml.svc.corp.internal:9000",
+        ),
+        ({"name": "vllm"}, {}, "cluster.local", "http://vllm-reranker.search.svc.cluster.local:8000"),
+    ],
+)
+def test_endpoint(
+    make_pipeline: MakePipeline, meta: dict[str, Any], engine: dict[str, Any], domain: str, expected: str
+) -> None:
+    pipeline = make_pipeline(metadata=meta, engine=engine)
+    assert endpoint_for(pipeline, domain) == expected
+    assert initial_config(pipeline, domain).endpoint == expected
+
+
+def test_endpoint_has_no_path(make_pipeline: MakePipeline) -> None:
+    """Milvus replaces the path with /rerank: publish scheme://host:port only."""
+    endpoint = endpoint_for(make_pipeline())
+    scheme, _, rest = endpoint.partition("://")
+    assert scheme == "http"
+    assert "/" not in rest
+    assert rest.rsplit(":", 1)[1] == "8000"
+
+
+def test_default_cluster_domain(make_pipeline: MakePipeline) -> None:
+    assert endpoint_for(make_pipeline()).endswith(".svc.cluster.local:8000")
+
+
+# ----------------------------------------------------------------------------- Milvus function
+def test_milvus_function_minimal(make_pipeline: MakePipeline) -> None:
+    pipeline = make_pipeline()
+    function = function_of(initial_config(pipeline))
+    assert set(function) == FUNCTION_KEYS
+    assert function["name"] == "demo_rerank"
+    assert function["type"] == 3
+    assert function["input_field_names"] == ["document"]
+    assert function["output_field_names"] == []
+    assert "BAAI/bge-reranker-base" in function["description"]
+    assert function["params"] == {
+        "reranker": "model",
+        "provider": "vllm",
+        "endpoint": "http://demo-reranker.search.svc.cluster.local:8000",
+        "max_client_batch_size": 32,
+    }
+
+
+def test_milvus_function_with_every_option(make_pipeline: MakePipeline) -> None:
+    pipeline = make_pipeline(
+        model={"truncatePromptTokens": 512},
+        publish={
+            "functionName": "my_ranker",
+            "inputField": "text",
+            "maxClientBatchSize": 8,
+            "credential": "rr_key",
+        },
+    )
+    function = milvus_function(pipeline, "http://h:1")
+    assert function["name"] == "my_ranker"
+    assert function["input_field_names"] == ["text"]
+    assert function["params"] == {
+        "reranker": "model",
+        "provider": "vllm",
+        "endpoint": "http://h:1",
+        "max_client_batch_size": 8,
+        "truncate_prompt_tokens": 512,
+        "credential": "rr_key",
+    }
+
+
+@pytest.mark.parametrize("tokens", [-1, 1, 8192])
+def test_truncate_prompt_tokens_published_when_set(make_pipeline: MakePipeline, tokens: int) -> None:
+    params = milvus_function(make_pipeline(model={"truncatePromptTokens": tokens}), "http://h:1")["params"]
+    assert params["truncate_prompt_tokens"] == tokens
+
+
+def test_optional_params_absent_when_unset(make_pipeline: MakePipeline) -> None:
+    params = milvus_function(make_pipeline(), "http://h:1")["params"]
+    assert "truncate_prompt_tokens" not in params
+    assert "credential" not in params
+
+
+def test_never_the_legacy_or_per_search_params(
+    make_pipeline: MakePipeline, full_spec: dict[str, Any]
+) -> None:
+    for pipeline in (make_pipeline(), make_pipeline(**full_spec)):
+        params = function_of(initial_config(pipeline))["params"]
+        assert "maxBatch" not in params  # pre-2.6.1 spelling, silently ignored by current Milvus
+        assert "max_batch" not in params
+        assert "queries" not in params  # one per search vector: the app sets it
+        assert "model" not in params  # Milvus sends no model; vLLM serves its only model
+
+
+def test_function_name_from_a_dashed_pipeline_name(make_pipeline: MakePipeline) -> None:
+    function = milvus_function(make_pipeline(metadata={"name": "bge-m3-prod"}), "http://h:1")
+    assert function["name"] == "bge_m3_prod_rerank"
+
+
+def test_pymilvus_accepts_the_published_function(
+    make_pipeline: MakePipeline, full_spec: dict[str, Any]
+) -> None:
+    pymilvus = pytest.importorskip("pymilvus")
+    from pymilvus.client.prepare import Prepare
+
+    for pipeline in (make_pipeline(), make_pipeline(**full_spec)):
+        raw = function_of(initial_config(pipeline))
+        raw["params"]["queries"] = ["what is a reranker?"]
+        function = pymilvus.Function.construct_from_dict(raw)
+        assert function.type == pymilvus.FunctionType.RERANK
+        assert function.to_dict() == raw
+        # the request Milvus receives: every param becomes a string key/value pair
+        score = Prepare.ranker_to_function_score(function)
+        [schema] = score.functions
+        kv = {p.key: p.value for p in schema.params}
+        assert kv["reranker"] == "model"
+        assert kv["provider"] == "vllm"
+        assert kv["endpoint"] == raw["params"]["endpoint"]
+        assert int(kv["max_client_batch_size"]) == raw["params"]["max_client_batch_size"]
+        assert json.loads(kv["queries"]) == ["what is a reranker?"]
+        assert list(schema.input_field_names) == raw["input_field_names"]
+
+
+# ------------------------------------------------------------------------ Milvus Lite function
+def test_milvus_lite_function(make_pipeline: MakePipeline) -> None:
+    pipeline = make_pipeline(model={"servedName": "bge"})
+    config = initial_config(pipeline)
+    lite = lite_function_of(config)
+    assert set(lite) == FUNCTION_KEYS
+    assert lite["type"] == 3
+    assert lite["params"] == {
+        "reranker": "model",
+        "provider": "cohere",
+        "model_name": "bge",
+        "base_url": "http://demo-reranker.search.svc.cluster.local:8000/v2",
+    }
+    assert lite["params"]["base_url"] == config.endpoint + "/v2"
+    assert lite["name"] == function_of(config)["name"]
+    assert lite["input_field_names"] == function_of(config)["input_field_names"]
+
+
+def test_milvus_lite_model_name_defaults_to_the_model(make_pipeline: MakePipeline) -> None:
+    assert (
+        milvus_lite_function(make_pipeline(), "http://h:1")["params"]["model_name"]
+        == "BAAI/bge-reranker-base"
+    )
+
+
+def test_milvus_lite_function_has_no_api_key(make_pipeline: MakePipeline, full_spec: dict[str, Any]) -> None:
+    params = lite_function_of(initial_config(make_pipeline(**full_spec)))["params"]
+    assert "api_key" not in params
+    assert "credential" not in params
+
+
+def test_pymilvus_accepts_the_lite_function(make_pipeline: MakePipeline) -> None:
+    pymilvus = pytest.importorskip("pymilvus")
+    raw = lite_function_of(initial_config(make_pipeline()))
+    raw["params"] |= {"queries": ["q"], "api_key": "placeholder"}
+    function = pymilvus.Function.construct_from_dict(raw)
+    assert function.params["provider"] == "cohere"
+    assert function.to_dict() == raw
+
+
+# ------------------------------------------------------------------------------------ no secrets
+def test_no_secret_anywhere_in_the_configmap(make_pipeline: MakePipeline, full_spec: dict[str, Any]) -> None:
+    """Even the Secret references stay out: apps get a credential *label*, never a key."""
+    full_spec["hfTokenSecretRef"] = {"name": "hf-secret-zq1", "key": "hf-key-zq1"}
+    full_spec["apiKeySecretRef"] = {"name": "api-secret-zq2", "key": "api-key-zq2"}
+    pipeline = make_pipeline(**full_spec)
+    for cm in render_published_configmaps(pipeline, initial_config(pipeline)):
+        text = json.dumps(cm)
+        for marker in ("zq1", "zq2", "api_key", "HF_TOKEN", "VLLM_API_KEY", "secretKeyRef"):
+            assert marker not in text, marker
+        assert json.loads(cm["data"]["milvus-function.json"])["params"]["credential"] == "rerank_key"
+
+
+# ------------------------------------------------------------------------------- ConfigMap data
+def test_configmap_data_not_ready(make_pipeline: MakePipeline) -> None:
+    pipeline = make_pipeline(metadata={"generation": 5})
+    config = initial_config(pipeline)
+    assert config.ready is False
+    assert config.reason == AWAITING_FIRST_PROBE
+    data = config.data()
+    assert set(data) == set(DATA_KEYS)
+    assert data["ready"] == "false"
+    assert data["reason"] == "AwaitingFirstProbe"
+    assert data["generation"] == "5"
+    assert data["model"] == "BAAI/bge-reranker-base"
+    assert data["endpoint"] == "http://demo-reranker.search.svc.cluster.local:8000"
+    assert all(isinstance(v, str) for v in data.values())  # ConfigMap data is string-only
+    assert json.loads(data["milvus-function.json"]) == function_of(config)
+    assert data["milvus-function.json"].endswith("\n")
+
+
+def test_generation_zero_offline(make_pipeline: MakePipeline) -> None:
+    assert initial_config(make_pipeline()).data()["generation"] == "0"
+
+
+def test_marked_flips_only_ready_and_reason(make_pipeline: MakePipeline) -> None:
+    config = initial_config(make_pipeline())
+    ready = config.marked(ready=True, reason="Healthy")
+    assert ready.ready is True
+    data = ready.data()
+    assert data["ready"] == "true"
+    assert "reason" not in data  # only a not-ready config explains itself
+    assert set(data) == set(DATA_KEYS) - {"reason"}
+    failing = ready.marked(ready=False, reason="WrongTopDocument")
+    assert failing.data()["reason"] == "WrongTopDocument"
+    assert failing.data()["ready"] == "false"
+    # the function params are the last known good ones, unchanged through the flips
+    for other in (ready, failing):
+        assert other.function_json == config.function_json
+        assert other.lite_function_json == config.lite_function_json
+        assert other.endpoint == config.endpoint
+    assert config.ready is False  # frozen: marked() returns a copy
+
+
+def test_status_round_trip(make_pipeline: MakePipeline, full_spec: dict[str, Any]) -> None:
+    config = initial_config(make_pipeline(metadata={"generation": 3}, **full_spec))
+    status = config.to_status()
+    assert set(status) == {"endpoint", "model", "generation", "functionJson", "liteFunctionJson"}
+    back = PublishedConfig.from_status(status, ready=True, reason="Healthy")
+    assert back == config.marked(ready=True, reason="Healthy")
+    # JSON-serialisable, as it must be to live in the status
+    assert PublishedConfig.from_status(
+        json.loads(json.dumps(status)), ready=False, reason="x"
+    ) == config.marked(ready=False, reason="x")
+
+
+@pytest.mark.parametrize(
+    "status",
+    [
+        {},
+        {"endpoint": "e"},
+        {"endpoint": "e", "model": "m", "generation": "x", "functionJson": "", "liteFunctionJson": ""},
+    ],
+    ids=["empty", "partial", "bad-generation"],
+)
+def test_from_incomplete_status_is_none(status: dict[str, Any]) -> None:
+    assert PublishedConfig.from_status(status, ready=False, reason="r") is None
+
+
+# --------------------------------------------------------------------------------- namespaces
+def test_published_into_own_and_extra_namespaces(make_pipeline: MakePipeline) -> None:
+    pipeline = make_pipeline(metadata={"uid": "u-1"}, publish={"namespaces": ["apps", "web"]})
+    cms = render_published_configmaps(pipeline, initial_config(pipeline))
+    assert [cm["metadata"]["namespace"] for cm in cms] == ["search", "apps", "web"]
+    assert {cm["metadata"]["name"] for cm in cms} == {"demo-ranker"}
+    assert all(cm["data"] == cms[0]["data"] for cm in cms)
+    assert "ownerReferences" in cms[0]["metadata"]
+    for cm in cms[1:]:
+        assert "ownerReferences" not in cm["metadata"]
+        assert cm["metadata"]["labels"]["rerank.dev/pipeline-namespace"] == "search"
+
+
+def test_own_namespace_listed_again_is_not_duplicated(make_pipeline: MakePipeline) -> None:
+    pipeline = make_pipeline(publish={"namespaces": ["apps", "search"]})
+    assert publish_namespaces(pipeline) == ["search", "apps"]
+    assert len(render_published_configmaps(pipeline, initial_config(pipeline))) == 2
+
+
+def test_configmap_shape(make_pipeline: MakePipeline) -> None:
+    pipeline = make_pipeline(publish={"configMapName": "rankers"})
+    cm = render_published_configmap(pipeline, initial_config(pipeline), "apps")
+    assert cm["apiVersion"] == "v1"
+    assert cm["kind"] == "ConfigMap"
+    assert cm["metadata"]["name"] == "rankers"
+    assert cm["metadata"]["namespace"] == "apps"
+    assert cm["metadata"]["labels"]["app.kubernetes.io/component"] == "ranker-config"
+    assert cm["data"] == initial_config(pipeline).data()
