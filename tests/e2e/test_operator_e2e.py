@@ -15,11 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
-
-from rerank_operator.sandbox import ClusterClient
-from rerank_operator.standin.server import StandinServer
-
-from .operator_support import (
+from operator_support import (
     REPO,
     OperatorProcess,
     condition,
@@ -29,6 +25,9 @@ from .operator_support import (
     service_host,
     wait_until,
 )
+
+from rerank_operator.sandbox import ClusterClient
+from rerank_operator.standin.server import StandinServer
 
 SUFFIX = uuid.uuid4().hex[:6]
 NS = {key: f"op-{key}-{SUFFIX}" for key in ("apply", "gpus", "edit", "life", "extra", "status", "restart")}

@@ -282,7 +282,7 @@ class EngineSpec(ApiModel):
     max_num_seqs: int | None = Field(
         default=None, ge=1, le=65536, description="Maximum concurrent sequences per step (--max-num-seqs)."
     )
-    extra_args: list[Annotated[str, Field(min_length=1, max_length=4096)]] = Field(
+    extra_args: list[Annotated[str, Field(min_length=1, max_length=1024)]] = Field(
         default_factory=list,
         max_length=128,
         description="Extra arguments appended to `vllm serve`. Flags the operator manages "

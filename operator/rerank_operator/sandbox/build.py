@@ -25,7 +25,8 @@ Environment overrides, checked in this order for each binary (like envtest's KUB
 ``RERANK_SANDBOX_NO_BUILD=1``
     Fail instead of compiling when a binary is not found (for CI that must use a warm cache).
 
-Run ``python -m rerank_operator.sandbox.build [component ...]`` to pre-build and print the paths.
+Pre-build (e.g. in a CI cache step) with ``python -m rerank_operator.sandbox [component ...]`` or
+``rerank-operator sandbox --build-only``; both print the binary paths.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -254,7 +256,13 @@ def _run_go(args: Sequence[str], *, cwd: Path, env: Mapping[str, str], label: st
     count = 0
     last_report = start
     proc = subprocess.Popen(
-        list(args), cwd=cwd, env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        list(args),
+        cwd=cwd,
+        env=dict(env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # so an interrupt can stop go *and* its compile/link children
     )
     assert proc.stdout is not None
     try:
@@ -267,7 +275,8 @@ def _run_go(args: Sequence[str], *, cwd: Path, env: Mapping[str, str], label: st
                 _log(f"{label}: {count} packages so far, {now - start:.0f}s elapsed (latest: {tail[-1]})")
         code = proc.wait()
     except BaseException:
-        proc.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         raise
     if code != 0:
@@ -348,6 +357,7 @@ def build_component(component: Component, *, root: Path | None = None, force: bo
                 raise BuildError(f"{component.dirname}: build produced no {missing}")
             if final.exists():
                 shutil.rmtree(final)
+            tmp.chmod(0o755)  # mkdtemp creates 0700; the cache may be shared by CI users
             tmp.rename(final)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -384,7 +394,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         for binary, path in ensure_binaries(COMPONENTS[name].binaries).items():
             print(f"{binary}\t{path}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,167 @@
+"""Child processes with log files, process-group teardown and bounded waits.
+
+Each component runs in its own session (process group) so teardown also reaches anything it forked, and
+(on Linux) with a parent-death signal so a SIGKILLed test runner does not leave an apiserver behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+
+_PR_SET_PDEATHSIG = 1
+
+
+class SandboxTimeout(TimeoutError):
+    """A bounded wait expired; the message includes the relevant component's log tail."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """An ephemeral port that was free a moment ago (the kernel avoids reusing it immediately)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def tail(path: Path, lines: int = 40) -> str:
+    """Last `lines` lines of a log file ('' if it does not exist)."""
+    try:
+        with path.open("rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - 256 * 1024))
+            data = fh.read().decode("utf-8", "replace")
+    except FileNotFoundError:
+        return ""
+    return "\n".join(data.splitlines()[-lines:])
+
+
+def live_group_members(pgid: int) -> list[int]:
+    """PIDs in process group `pgid` that are not zombies (Linux /proc; [] elsewhere)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # exited meanwhile
+        state, group = fields[0], int(fields[2])
+        if group == pgid and state not in ("Z", "X"):
+            members.append(int(stat.parent.name))
+    return members
+
+
+def _die_with_parent() -> None:
+    """preexec_fn: SIGKILL the child when the thread that spawned it dies."""
+    libc_name = ctypes.util.find_library("c")
+    if libc_name:
+        ctypes.CDLL(libc_name, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+class ManagedProcess:
+    """A long-running component: stdout+stderr go to `log_path`; stop() kills its whole process group."""
+
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        *,
+        log_path: Path,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        die_with_parent: bool = True,
+    ) -> None:
+        self.name = name
+        self.argv = list(argv)
+        self.log_path = log_path
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with log_path.open("ab") as log:
+            log.write(f"# {' '.join(self.argv)}\n".encode())
+            log.flush()
+            self.popen = subprocess.Popen(
+                self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=None if env is None else dict(env),
+                cwd=cwd,
+                start_new_session=True,
+                preexec_fn=_die_with_parent if die_with_parent and sys.platform == "linux" else None,
+            )
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def log_tail(self, lines: int = 40) -> str:
+        return tail(self.log_path, lines)
+
+    def describe_failure(self, lines: int = 40) -> str:
+        """Status plus log tail, for error messages."""
+        state = "running" if self.alive() else f"exited with {self.popen.returncode}"
+        return f"{self.name} ({state}; log {self.log_path}), last lines:\n{self.log_tail(lines)}"
+
+    def stop(self, grace: float = 10.0) -> None:
+        """SIGTERM the process group, SIGKILL whatever is left after `grace` seconds, reap."""
+        if self.popen.returncode is not None and not live_group_members(self.popen.pid):
+            return
+        self._kill_group(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(grace)
+        self._kill_group(signal.SIGKILL)
+        self.popen.wait()
+        # SIGKILL delivery to grandchildren is asynchronous; wait (bounded) until the group is really gone.
+        deadline = time.monotonic() + 5
+        while live_group_members(self.popen.pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    def _kill_group(self, sig: signal.Signals) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.popen.pid, sig)
+
+
+def wait_until(
+    check: Callable[[], T | None],
+    *,
+    timeout: float,
+    what: str,
+    interval: float = 0.2,
+    watch: Sequence[ManagedProcess] = (),
+) -> T:
+    """Poll `check` until it returns something truthy; fail fast if a watched process exits.
+
+    Exceptions from `check` count as "not yet" (the last one is reported on timeout).
+    """
+    deadline = time.monotonic() + timeout
+    last_error: BaseException | None = None
+    while True:
+        try:
+            result = check()
+            if result:
+                return result
+        except Exception as exc:  # not ready yet; keep the reason for the timeout message
+            last_error = exc
+        dead = [p for p in watch if not p.alive()]
+        if dead:
+            raise SandboxTimeout(
+                f"while waiting for {what}: " + "\n".join(p.describe_failure() for p in dead)
+            )
+        if time.monotonic() >= deadline:
+            detail = f"\nlast error: {last_error!r}" if last_error else ""
+            logs = "".join(f"\n\n{p.describe_failure()}" for p in watch)
+            raise SandboxTimeout(f"timed out after {timeout:.0f}s waiting for {what}{detail}{logs}")
+        time.sleep(interval)

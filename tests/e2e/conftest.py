@@ -1,0 +1,145 @@
+"""Fixtures for end-to-end tests against a real Kubernetes API.
+
+Every test in tests/e2e gets the ``e2e`` marker automatically (select with ``-m e2e``, skip with
+``-m "not e2e"``).
+
+Fixtures:
+
+``cluster`` (session)
+    A :class:`~rerank_operator.sandbox.ClusterClient` (``.kubeconfig``, ``.env``, ``.kubectl(*args)``,
+    ``.apply(obj)``, ``.service_account_kubeconfig(ns, name)``). By default it is a
+    :class:`~rerank_operator.sandbox.Sandbox`: kine + kube-apiserver + controller-manager + scheduler +
+    kwok on 127.0.0.1 with 2 fake GPU nodes (4 x nvidia.com/gpu, tainted nvidia.com/gpu=present:NoSchedule)
+    and 1 CPU node, CRDs from crds/ installed. With ``RERANK_E2E_KUBECONFIG=/path/kubeconfig`` the suite
+    runs against that existing cluster instead (kind, k3d, ...); CRDs from crds/ are applied to it.
+    If applying crds/ fails (e.g. the apiserver rejects the schema), every test using it fails with
+    kubectl's message.
+``bare_cluster`` (session)
+    The same cluster before/without the CRD step: for tests of the harness itself.
+``sandbox`` (session)
+    The same object when it is a Sandbox (for start_process, logs...); skips the test on external clusters.
+``kubectl`` (session)
+    ``kubectl(*args, input=None, check=True, timeout=120) -> CompletedProcess[str]`` for that cluster.
+``namespace`` (function)
+    A fresh namespace (its default ServiceAccount exists, so pods are admitted), deleted afterwards.
+
+Binaries are compiled before the first test when missing (after collection, so pytest-timeout does not
+cut the first, very long build short); progress goes to the terminal.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rerank_operator.sandbox import (
+    CLUSTER_BINARIES,
+    BuildError,
+    ClusterClient,
+    KubectlError,
+    Sandbox,
+    default_crds_dir,
+    ensure_binaries,
+)
+
+E2E_DIR = Path(__file__).parent
+EXTERNAL_ENV = "RERANK_E2E_KUBECONFIG"
+_build_error: list[BaseException] = []
+_sandboxes: list[Sandbox] = []
+
+Kubectl = Callable[..., "subprocess.CompletedProcess[str]"]
+
+
+def _is_e2e(item: pytest.Item) -> bool:
+    return E2E_DIR in Path(str(item.path)).parents
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if _is_e2e(item):
+            item.add_marker(pytest.mark.e2e)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Build missing binaries up front, outside any test's timeout, with output visible."""
+    if os.environ.get(EXTERNAL_ENV) or not any(_is_e2e(i) for i in session.items):
+        return
+    capman = session.config.pluginmanager.getplugin("capturemanager")
+    try:
+        if capman is not None:
+            with capman.global_and_fixture_disabled():
+                ensure_binaries(CLUSTER_BINARIES)
+        else:
+            ensure_binaries(CLUSTER_BINARIES)
+    except BuildError as exc:  # reported by the `cluster` fixture, so non-e2e tests still run
+        _build_error.append(exc)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """On an e2e failure keep the sandbox workdir and point at its component logs."""
+    report: Any = yield
+    if report.failed and _is_e2e(item) and _sandboxes:
+        sb = _sandboxes[-1]
+        sb.keep_workdir = True
+        report.sections.append(("sandbox", f"component logs (kept after the run): {sb.logs_dir}"))
+    return report  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="session")
+def bare_cluster() -> Iterator[ClusterClient]:
+    if _build_error:
+        pytest.fail(f"building sandbox binaries failed: {_build_error[0]}", pytrace=False)
+    external = os.environ.get(EXTERNAL_ENV)
+    if external:
+        yield ClusterClient(Path(external))
+        return
+    with Sandbox(crds=None) as sb:
+        _sandboxes.append(sb)
+        try:
+            yield sb
+        finally:
+            _sandboxes.remove(sb)
+
+
+@pytest.fixture(scope="session")
+def cluster(bare_cluster: ClusterClient) -> ClusterClient:
+    crds = default_crds_dir()
+    if crds is not None:
+        try:
+            bare_cluster.install_crds(crds)
+        except KubectlError as exc:
+            pytest.fail(f"installing {crds} with kubectl failed: {exc}", pytrace=False)
+    return bare_cluster
+
+
+@pytest.fixture(scope="session")
+def sandbox(bare_cluster: ClusterClient) -> Sandbox:
+    if not isinstance(bare_cluster, Sandbox):
+        pytest.skip(f"needs the built-in sandbox, not {EXTERNAL_ENV}")
+    return bare_cluster
+
+
+@pytest.fixture(scope="session")
+def kubectl(bare_cluster: ClusterClient) -> Kubectl:
+    return bare_cluster.kubectl
+
+
+@pytest.fixture
+def namespace(bare_cluster: ClusterClient) -> Iterator[str]:
+    cluster = bare_cluster
+    name = f"e2e-{uuid.uuid4().hex[:8]}"
+    cluster.kubectl("create", "namespace", name)
+    cluster.wait_for(
+        lambda: cluster.kubectl("get", "serviceaccount", "default", "-n", name, check=False).returncode == 0,
+        timeout=60,
+        what=f"ServiceAccount {name}/default",
+    )
+    yield name
+    cluster.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False)

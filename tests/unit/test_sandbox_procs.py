@@ -1,0 +1,77 @@
+"""Process handling of the sandbox with real processes: group teardown, bounded waits, log tails, ports."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from rerank_operator.sandbox.procs import (
+    ManagedProcess,
+    SandboxTimeout,
+    free_port,
+    live_group_members,
+    tail,
+    wait_until,
+)
+
+
+def test_stop_kills_the_whole_process_group(tmp_path: Path) -> None:
+    # The shell ignores SIGTERM and has a background child: both must be gone after stop().
+    proc = ManagedProcess(
+        "stubborn",
+        ["sh", "-c", "trap '' TERM; sleep 300 & echo started; wait"],
+        log_path=tmp_path / "stubborn.log",
+    )
+    wait_until(lambda: "started" in tail(proc.log_path), timeout=10, what="shell start")
+    assert os.getpgid(proc.pid) == proc.pid  # its own session/process group
+    wait_until(lambda: len(live_group_members(proc.pid)) == 2, timeout=10, what="sh + background sleep")
+    t0 = time.monotonic()
+    proc.stop(grace=0.5)
+    assert time.monotonic() - t0 < 5
+    assert not proc.alive()
+    assert live_group_members(proc.pid) == []
+    proc.stop()  # idempotent
+
+
+def test_wait_until_reports_dead_process_with_log_tail(tmp_path: Path) -> None:
+    proc = ManagedProcess(
+        "crasher", ["sh", "-c", "echo boom-detail >&2; exit 3"], log_path=tmp_path / "c.log"
+    )
+    with pytest.raises(SandboxTimeout) as err:
+        wait_until(lambda: False, timeout=10, what="never", watch=[proc])
+    message = str(err.value)
+    assert "exited with 3" in message
+    assert "boom-detail" in message
+    assert str(tmp_path / "c.log") in message
+
+
+def test_wait_until_timeout_includes_last_error() -> None:
+    def check() -> bool:
+        raise ConnectionRefusedError("nobody home")
+
+    t0 = time.monotonic()
+    with pytest.raises(SandboxTimeout, match="nobody home"):
+        wait_until(check, timeout=0.5, what="a service", interval=0.05)
+    assert time.monotonic() - t0 < 3
+
+
+def test_wait_until_returns_value() -> None:
+    values = iter([None, 0, "ready"])
+    assert wait_until(lambda: next(values), timeout=5, what="x", interval=0.01) == "ready"
+
+
+def test_free_port_is_bindable_on_loopback() -> None:
+    port = free_port()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", port))
+
+
+def test_tail(tmp_path: Path) -> None:
+    log = tmp_path / "x.log"
+    log.write_text("".join(f"line {i}\n" for i in range(100)))
+    assert tail(log, 2) == "line 98\nline 99"
+    assert tail(tmp_path / "missing.log") == ""
