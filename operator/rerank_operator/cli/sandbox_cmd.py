@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from rerank_operator.sandbox import Sandbox
@@ -39,29 +39,139 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--timeout", type=float, default=None, help="seconds per startup phase (default 90)")
     parser.add_argument(
+        "--example",
+        type=Path,
+        default=None,
+        help="RerankPipeline to apply once the operator runs (default: examples/minimal.yaml)",
+    )
+    parser.add_argument(
+        "--no-operator",
+        action="store_true",
+        help="only the cluster: no stand-in, operator or example",
+    )
+    parser.add_argument(
         "--build-only",
         action="store_true",
         help="only build/locate the pinned binaries (incl. helm), print their paths and exit",
     )
 
 
-# -- hook points ---------------------------------------------------------------------------------------------
-# Steps run in order once the cluster (and CRDs) are up; planned: a loopback reranker stand-in,
-# `rerank-operator run` via sb.start_process("operator", [...]), then applying examples/.
+# -- the steps after the cluster is up ----------------------------------------------------------------------
+# A loopback reranker stand-in, the operator (`rerank-operator run`) and an example pipeline. The
+# operator reaches the stand-in through the documented host-override seam, because the example's
+# Service name does not resolve outside a cluster.
 
 Step = Callable[["Sandbox", argparse.Namespace], None]
+DEFAULT_EXAMPLE = Path("examples") / "minimal.yaml"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _example(args: argparse.Namespace) -> dict[str, Any] | None:
+    import yaml
+
+    path: Path = args.example or _repo_file(DEFAULT_EXAMPLE)
+    if not path or not path.is_file():
+        return None
+    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return doc if isinstance(doc, dict) else None
+
+
+def _repo_file(relative: Path) -> Path:
+    for base in (Path.cwd(), Path(__file__).resolve().parents[3]):
+        if (base / relative).is_file():
+            return base / relative
+    return relative
 
 
 def start_reranker_standin(sb: Sandbox, args: argparse.Namespace) -> None:
-    """Hook: start a loopback reranker stand-in (not implemented yet)."""
+    """A vLLM-protocol stand-in on loopback, serving the example's model name."""
+    if args.no_operator:
+        return
+    example = _example(args) or {}
+    model = (example.get("spec") or {}).get("model") or {}
+    served = model.get("servedName") or model.get("name") or "BAAI/bge-reranker-base"
+    args.standin_port = _free_port()
+    sb.start_process(
+        "standin",
+        [
+            sys.executable,
+            "-m",
+            "rerank_operator.standin",
+            "--port",
+            str(args.standin_port),
+            "--model",
+            served,
+        ],
+        ready=lambda: _listening(args.standin_port),
+        timeout=30,
+    )
 
 
 def start_operator(sb: Sandbox, args: argparse.Namespace) -> None:
-    """Hook: start `rerank-operator run` against sb.kubeconfig (not implemented yet)."""
+    """`rerank-operator run -A` with the example's Service mapped to the stand-in."""
+    if args.no_operator:
+        return
+    overrides = ""
+    example = _example(args)
+    if example is not None:
+        meta = example.get("metadata") or {}
+        port = ((example.get("spec") or {}).get("engine") or {}).get("port", 8000)
+        host = f"{meta.get('name')}-reranker.{meta.get('namespace', 'default')}.svc.cluster.local:{port}"
+        overrides = f"{host}=127.0.0.1:{args.standin_port}"
+    exe = Path(sys.executable).parent / "rerank-operator"
+    sb.start_process(
+        "operator",
+        [str(exe) if exe.exists() else "rerank-operator", "run", "-A"],
+        env={"RERANK_OPERATOR_HOST_OVERRIDES": overrides, "RERANK_OPERATOR_RESYNC_SECONDS": "10"},
+    )
 
 
 def apply_example(sb: Sandbox, args: argparse.Namespace) -> None:
-    """Hook: apply an example RerankPipeline (not implemented yet)."""
+    """Apply the example with kubectl, as a user would, and wait (bounded) for its verdict."""
+    example = _example(args)
+    if args.no_operator or example is None:
+        return
+    meta = example.get("metadata") or {}
+    name, ns = str(meta.get("name")), str(meta.get("namespace", "default"))
+    sb.apply(example)
+    print(f"applied {ns}/{name}; waiting for its Ready condition...", file=sys.stderr)
+
+    def verdict() -> str | None:
+        out = sb.kubectl(
+            "get",
+            "rrp",
+            name,
+            "-n",
+            ns,
+            "-o",
+            'jsonpath={.status.conditions[?(@.type=="Ready")].status}',
+            check=False,
+        ).stdout.strip()
+        return out if out == "True" else None
+
+    try:
+        sb.wait_for(verdict, timeout=120, what=f"{ns}/{name} to become Ready")
+    except Exception as exc:  # still useful: the status explains why not
+        print(f"not Ready yet: {exc}".splitlines()[0], file=sys.stderr)
+    print(sb.kubectl("get", "rrp", "-n", ns, "-o", "wide", check=False).stdout, file=sys.stderr)
+    cm = f"{name}-ranker"
+    print(f"published config: kubectl get configmap {cm} -n {ns} -o yaml", file=sys.stderr)
+
+
+def _listening(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 EXTRA_STEPS: list[Step] = [start_reranker_standin, start_operator, apply_example]

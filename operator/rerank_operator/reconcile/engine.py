@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 NO_READY_REPLICAS = "NoReadyReplicas"
 MISSING_SECRET = "MissingSecret"
 SCALED_TO_ZERO = "ScaledToZero"
+# Not-ready reasons that are part of a normal rollout: Normal Events, not Warnings.
+_EXPECTED_NOT_READY = {AWAITING_FIRST_PROBE, "RollingOut", SCALED_TO_ZERO}
 
 
 def utcnow() -> str:
@@ -388,8 +390,8 @@ class Reconciler:
             return
         if after.get("status") == "True":
             await post_event(self.kube, raw, "Normal", "Ready", str(after.get("message", "")))
-        elif before is None and after.get("reason") == AWAITING_FIRST_PROBE:
-            await post_event(self.kube, raw, "Normal", "Reconciling", str(after.get("message", "")))
+        elif after.get("reason") in _EXPECTED_NOT_READY:
+            await post_event(self.kube, raw, "Normal", str(after.get("reason")), str(after.get("message", "")))
         else:
             await post_event(
                 self.kube, raw, "Warning", str(after.get("reason")), str(after.get("message", ""))
