@@ -90,6 +90,9 @@ class _HTTPServer(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, like uvicorn; every reply carries Content-Length
+    # Headers and body go out in separate writes; without TCP_NODELAY, Nagle plus delayed ACKs add
+    # ~40 ms per reply on loopback, which would swamp the latency the probe measures.
+    disable_nagle_algorithm = True
     server_version = "rerank-standin"
     timeout = 30  # idle keep-alive connections end eventually
     server: _HTTPServer
