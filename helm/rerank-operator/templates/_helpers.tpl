@@ -1,0 +1,110 @@
+{{/* Names, labels and shared snippets. */}}
+
+{{- define "rerank-operator.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "rerank-operator.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "rerank-operator.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "rerank-operator.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "rerank-operator.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "rerank-operator.labels" -}}
+helm.sh/chart: {{ include "rerank-operator.chart" . }}
+{{ include "rerank-operator.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: rerank-operator
+{{- end -}}
+
+{{- define "rerank-operator.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "rerank-operator.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "rerank-operator.image" -}}
+{{- $tag := default .Chart.AppVersion .Values.image.tag -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository $tag -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Whether the operator watches all namespaces (-A, ClusterRole) or a list (-n, Roles). */}}
+{{- define "rerank-operator.clusterwide" -}}
+{{- if not .Values.watchNamespaces -}}true{{- end -}}
+{{- end -}}
+
+{{/*
+RBAC rules for a namespace whose RerankPipelines the operator reconciles. Only verbs the code uses:
+see the chart README ("RBAC") for one line of justification per rule.
+*/}}
+{{- define "rerank-operator.pipelineRules" -}}
+# kopf: list+watch to follow pipelines, patch for its finalizer and annotations. get adds nothing that
+# list does not already allow (kept for tooling that reads single objects as this identity).
+- apiGroups: ["rerank.dev"]
+  resources: ["rerankpipelines"]
+  verbs: ["get", "list", "watch", "patch"]
+# The operator writes status through the status subresource (merge patch); get for the same reason as above.
+- apiGroups: ["rerank.dev"]
+  resources: ["rerankpipelines/status"]
+  verbs: ["get", "patch"]
+# Children carry ownerReferences with blockOwnerDeletion, which the OwnerReferencesPermissionEnforcement
+# admission plugin (e.g. OpenShift) only allows with update on the owner's finalizers.
+- apiGroups: ["rerank.dev"]
+  resources: ["rerankpipelines/finalizers"]
+  verbs: ["update"]
+# Server-side apply of the reranker Deployment (create when missing), and reading its rollout status.
+# No delete: children are removed by the garbage collector through ownerReferences.
+- apiGroups: ["apps"]
+  resources: ["deployments"]
+  verbs: ["get", "create", "patch"]
+# Server-side apply of the Service and the model-cache PVC.
+- apiGroups: [""]
+  resources: ["services", "persistentvolumeclaims"]
+  verbs: ["create", "patch"]
+# Chat-template and published ranker ConfigMaps; get+delete to withdraw stale published copies.
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["get", "create", "patch", "delete"]
+# Why pods wait or fail (Unschedulable, CrashLoopBackOff), by label selector.
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["list"]
+# The reranker's API key (spec.apiKeySecretRef), read by name only: no list/watch.
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get"]
+# Events on the pipeline (the operator's and kopf's own); always new objects, never patched.
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create"]
+{{- end -}}
+
+{{/* RBAC rules for a namespace that only receives published ranker ConfigMaps. */}}
+{{- define "rerank-operator.publishRules" -}}
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["get", "create", "patch", "delete"]
+{{- end -}}

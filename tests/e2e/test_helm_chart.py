@@ -1,0 +1,392 @@
+"""The Helm chart: lint, render both RBAC modes, server-side dry-run, and RBAC checked by the apiserver.
+
+helm is the sandbox's pinned, cached build (``rerank_operator.sandbox.build``, component ``helm``);
+its first build happens inside the ``helm`` fixture.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from rerank_operator.sandbox import ClusterClient, ensure_binaries
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CHART = REPO_ROOT / "helm" / "rerank-operator"
+HEALTH_KEY = "resource.customizations.health.rerank.dev_RerankPipeline"
+
+Helm = Callable[..., "subprocess.CompletedProcess[str]"]
+
+
+@pytest.fixture(scope="module")
+def helm(tmp_path_factory: pytest.TempPathFactory) -> Helm:
+    binary = ensure_binaries(["helm"])["helm"]
+    home = tmp_path_factory.mktemp("helm-home")
+    env = {
+        **os.environ,
+        "HELM_CACHE_HOME": str(home / "cache"),
+        "HELM_CONFIG_HOME": str(home / "config"),
+        "HELM_DATA_HOME": str(home / "data"),
+    }
+    env.pop("KUBECONFIG", None)  # lint/template never talk to a cluster
+
+    def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run([str(binary), *args], env=env, capture_output=True, text=True, timeout=120)
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"helm {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+            )
+        return proc
+
+    return run
+
+
+def render(helm: Helm, *set_args: str, release: str = "rr", namespace: str = "rerank-system") -> str:
+    return helm("template", release, str(CHART), "--namespace", namespace, *set_args).stdout
+
+
+def docs(text: str) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(text) if d]
+
+
+def by_kind(objs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [o for o in objs if o["kind"] == kind]
+
+
+def namespaced_values(watch: list[str], publish: list[str]) -> list[str]:
+    return [
+        "--set-json",
+        f"watchNamespaces={json_list(watch)}",
+        "--set-json",
+        f"publishNamespaces={json_list(publish)}",
+    ]
+
+
+def json_list(items: list[str]) -> str:
+    return "[" + ",".join(f'"{i}"' for i in items) + "]"
+
+
+def container(objs: list[dict[str, Any]]) -> dict[str, Any]:
+    (deployment,) = by_kind(objs, "Deployment")
+    (c,) = deployment["spec"]["template"]["spec"]["containers"]
+    return dict(c)
+
+
+def rules_of(role: dict[str, Any]) -> dict[str, set[str]]:
+    """'group/resource' -> verbs."""
+    out: dict[str, set[str]] = {}
+    for rule in role["rules"]:
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                out.setdefault(f"{group}/{resource}", set()).update(rule["verbs"])
+    return out
+
+
+EXPECTED_RULES = {
+    "rerank.dev/rerankpipelines": {"get", "list", "watch", "patch"},
+    "rerank.dev/rerankpipelines/status": {"get", "patch"},
+    "rerank.dev/rerankpipelines/finalizers": {"update"},
+    "apps/deployments": {"get", "create", "patch"},
+    "/services": {"create", "patch"},
+    "/persistentvolumeclaims": {"create", "patch"},
+    "/configmaps": {"get", "create", "patch", "delete"},
+    "/pods": {"list"},
+    "/secrets": {"get"},
+    "/events": {"create"},
+}
+
+
+# ------------------------------------------------------------------------------------------ offline
+
+
+def test_lint_strict(helm: Helm) -> None:
+    out = helm("lint", "--strict", str(CHART)).stdout
+    assert "1 chart(s) linted, 0 chart(s) failed" in out
+    helm("lint", "--strict", str(CHART), *namespaced_values(["search", "team-a"], ["apps"]))
+    helm("lint", "--strict", str(CHART), "--set", "metrics.serviceMonitor.enabled=true",
+         "--set", "argocd.healthCheckConfigMap.enabled=true")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--set-json", 'watchNamespace=["a"]'],  # typo of watchNamespaces
+        ["--set", "image.tga=1"],
+        ["--set-json", 'watchNamespaces=["team-*"]'],  # kopf globs cannot be RBAC namespaces
+        ["--set", "metrics.serviceMonitor.enabled=yes"],
+    ],
+)
+def test_schema_rejects_bad_values(helm: Helm, args: list[str]) -> None:
+    proc = helm("template", "rr", str(CHART), *args, check=False)
+    assert proc.returncode != 0
+    assert "schema" in proc.stderr.lower(), proc.stderr
+
+
+def test_template_clusterwide(helm: Helm) -> None:
+    objs = docs(render(helm))
+    kinds = sorted(o["kind"] for o in objs)
+    assert kinds == ["ClusterRole", "ClusterRoleBinding", "Deployment", "Service", "ServiceAccount"]
+    (role,) = by_kind(objs, "ClusterRole")
+    assert rules_of(role) == EXPECTED_RULES
+    for rule in role["rules"]:
+        assert "*" not in rule["verbs"] and "*" not in rule["resources"] and "*" not in rule["apiGroups"]
+    (binding,) = by_kind(objs, "ClusterRoleBinding")
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "rr-rerank-operator", "namespace": "rerank-system"}
+    ]
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+
+    (deployment,) = by_kind(objs, "Deployment")
+    spec = deployment["spec"]
+    assert spec["replicas"] == 1
+    assert spec["strategy"] == {"type": "Recreate"}
+    pod = spec["template"]["spec"]
+    assert pod["serviceAccountName"] == "rr-rerank-operator"
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    c = container(objs)
+    assert c["image"] == "rerank-operator:0.1.0"
+    assert c["command"] == ["rerank-operator", "run"]
+    assert c["args"] == ["--liveness=http://0.0.0.0:8080/healthz", "--metrics-port", "9090", "-A"]
+    sc = c["securityContext"]
+    assert sc["runAsNonRoot"] is True and sc["runAsUser"] == 65532
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "healthz"}
+    assert {p["name"]: p["containerPort"] for p in c["ports"]} == {"healthz": 8080, "metrics": 9090}
+    assert {"name": "RERANK_OPERATOR_CLUSTER_DOMAIN", "value": "cluster.local"} in c["env"]
+    assert c["resources"]["requests"] and c["resources"]["limits"]["memory"]
+    assert {"name": "tmp", "mountPath": "/tmp"} in c["volumeMounts"]
+    assert {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}} in pod["volumes"]
+
+    (service,) = by_kind(objs, "Service")
+    assert service["spec"]["ports"] == [
+        {"name": "metrics", "port": 9090, "targetPort": "metrics", "protocol": "TCP"}
+    ]
+    pod_labels = spec["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+
+
+def test_template_namespaced(helm: Helm) -> None:
+    objs = docs(render(helm, *namespaced_values(["search", "team-a"], ["apps", "search"]),
+                       "--set", "clusterDomain=corp.example", "--set", "image.tag=9.9.9"))  # fmt: skip
+    assert not by_kind(objs, "ClusterRole") and not by_kind(objs, "ClusterRoleBinding")
+    roles = {(r["metadata"]["namespace"], r["metadata"]["name"]): r for r in by_kind(objs, "Role")}
+    assert set(roles) == {
+        ("search", "rr-rerank-operator"),
+        ("team-a", "rr-rerank-operator"),
+        ("apps", "rr-rerank-operator-publish"),  # "search" is watched already: no second Role there
+    }
+    assert rules_of(roles[("search", "rr-rerank-operator")]) == EXPECTED_RULES
+    assert rules_of(roles[("apps", "rr-rerank-operator-publish")]) == {
+        "/configmaps": {"get", "create", "patch", "delete"}
+    }
+    bindings = {(b["metadata"]["namespace"], b["roleRef"]["name"]) for b in by_kind(objs, "RoleBinding")}
+    assert bindings == {(ns, name) for ns, name in roles}
+    for b in by_kind(objs, "RoleBinding"):
+        assert b["subjects"] == [
+            {"kind": "ServiceAccount", "name": "rr-rerank-operator", "namespace": "rerank-system"}
+        ]
+    c = container(objs)
+    assert c["args"][-4:] == ["-n", "search", "-n", "team-a"]
+    assert "-A" not in c["args"]
+    assert c["image"] == "rerank-operator:9.9.9"
+    assert {"name": "RERANK_OPERATOR_CLUSTER_DOMAIN", "value": "corp.example"} in c["env"]
+
+
+def test_template_optional_objects(helm: Helm) -> None:
+    objs = docs(render(helm, "--set", "metrics.serviceMonitor.enabled=true",
+                       "--set", "argocd.healthCheckConfigMap.enabled=true",
+                       "--set", "image.digest=sha256:" + "b" * 64))  # fmt: skip
+    (monitor,) = by_kind(objs, "ServiceMonitor")
+    assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
+    (service,) = by_kind(objs, "Service")
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    (cm,) = by_kind(objs, "ConfigMap")
+    lua = (CHART / "files" / "argocd-health.lua").read_text()
+    assert cm["data"][HEALTH_KEY].strip() == lua.strip()
+    assert container(objs)["image"] == "rerank-operator@sha256:" + "b" * 64
+
+
+def test_crds_ship_with_the_chart(helm: Helm) -> None:
+    objs = docs(helm("template", "rr", str(CHART), "--include-crds").stdout)
+    (crd,) = by_kind(objs, "CustomResourceDefinition")
+    assert crd["metadata"]["name"] == "rerankpipelines.rerank.dev"
+
+
+# -------------------------------------------------------------------------------- against the cluster
+
+
+@pytest.fixture
+def extra_namespaces(cluster: ClusterClient) -> Iterator[Callable[[str], str]]:
+    created: list[str] = []
+
+    def make(prefix: str) -> str:
+        name = f"{prefix}-{uuid.uuid4().hex[:6]}"
+        cluster.kubectl("create", "namespace", name)
+        created.append(name)
+        return name
+
+    yield make
+    for name in created:
+        cluster.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False)
+
+
+def test_server_dry_run_clusterwide(helm: Helm, cluster: ClusterClient, namespace: str) -> None:
+    """Everything the chart installs, CRD included, passes the apiserver's validation and admission."""
+    text = render(helm, "--include-crds", "--set", "argocd.healthCheckConfigMap.enabled=true",
+                  release=f"dry-{uuid.uuid4().hex[:6]}", namespace=namespace)  # fmt: skip
+    out = cluster.kubectl("apply", "--dry-run=server", "-f", "-", "-o", "name", input=text).stdout.split()
+    assert len(out) == len(docs(text))
+    assert "customresourcedefinition.apiextensions.k8s.io/rerankpipelines.rerank.dev" in out
+
+
+def test_server_dry_run_namespaced(
+    helm: Helm, cluster: ClusterClient, namespace: str, extra_namespaces: Callable[[str], str]
+) -> None:
+    watch = [extra_namespaces("watch"), extra_namespaces("watch")]
+    publish = [extra_namespaces("publish")]
+    text = render(
+        helm, *namespaced_values(watch, publish), release=f"dry-{uuid.uuid4().hex[:6]}", namespace=namespace
+    )
+    out = cluster.kubectl("apply", "--dry-run=server", "-f", "-", "-o", "name", input=text).stdout.split()
+    assert len(out) == len(docs(text)) == 3 + 2 * 3  # SA, Service, Deployment + (Role, RoleBinding) x 3
+
+
+def _can_i(cluster: ClusterClient, sa: str, *args: str) -> bool:
+    proc = cluster.kubectl("auth", "can-i", *args, f"--as={sa}", check=False)
+    if proc.returncode not in (0, 1):
+        raise AssertionError(f"kubectl auth can-i {' '.join(args)}: {proc.stderr}")
+    return proc.returncode == 0
+
+
+def _apply_rbac(helm: Helm, cluster: ClusterClient, release: str, namespace: str, *set_args: str) -> str:
+    text = helm("template", release, str(CHART), "--namespace", namespace,
+                "--show-only", "templates/serviceaccount.yaml", "--show-only", "templates/rbac.yaml",
+                *set_args).stdout  # fmt: skip
+    cluster.kubectl("apply", "-f", "-", input=text)
+    return text
+
+
+def _delete(cluster: ClusterClient, text: str) -> None:
+    cluster.kubectl("delete", "-f", "-", "--ignore-not-found", "--wait=false", input=text, check=False)
+
+
+ALLOWED = [
+    ("get", "secrets"),
+    ("patch", "rerankpipelines.rerank.dev", "--subresource=status"),
+    ("get", "rerankpipelines.rerank.dev", "--subresource=status"),
+    ("list", "rerankpipelines.rerank.dev"),
+    ("watch", "rerankpipelines.rerank.dev"),
+    ("patch", "rerankpipelines.rerank.dev"),
+    ("update", "rerankpipelines.rerank.dev", "--subresource=finalizers"),
+    ("create", "events"),
+    ("create", "deployments.apps"),
+    ("patch", "deployments.apps"),
+    ("get", "deployments.apps"),
+    ("create", "services"),
+    ("patch", "persistentvolumeclaims"),
+    ("list", "pods"),
+    ("get", "configmaps"),
+    ("create", "configmaps"),
+    ("patch", "configmaps"),
+    ("delete", "configmaps"),
+]
+DENIED = [
+    ("list", "secrets"),
+    ("watch", "secrets"),
+    ("delete", "deployments.apps"),
+    ("delete", "services"),
+    ("delete", "persistentvolumeclaims"),
+    ("update", "deployments.apps"),
+    ("delete", "rerankpipelines.rerank.dev"),
+    ("create", "rerankpipelines.rerank.dev"),
+    ("update", "rerankpipelines.rerank.dev"),
+    ("get", "pods"),
+    ("watch", "pods"),
+    ("list", "configmaps"),
+    ("create", "pods"),
+    ("patch", "events"),
+    ("*", "*"),
+    ("create", "roles.rbac.authorization.k8s.io"),
+    ("create", "rolebindings.rbac.authorization.k8s.io"),
+]
+CLUSTER_DENIED = [
+    ("create", "clusterroles.rbac.authorization.k8s.io"),
+    ("get", "nodes"),
+    ("list", "namespaces"),
+    ("get", "customresourcedefinitions.apiextensions.k8s.io"),
+    ("impersonate", "serviceaccounts"),
+    ("create", "serviceaccounts/token"),
+]
+
+
+def test_rbac_clusterwide_as_the_service_account(
+    helm: Helm, cluster: ClusterClient, namespace: str, extra_namespaces: Callable[[str], str]
+) -> None:
+    release = f"rbac-{uuid.uuid4().hex[:6]}"
+    text = _apply_rbac(helm, cluster, release, namespace)
+    sa = f"system:serviceaccount:{namespace}:{release}-rerank-operator"
+    elsewhere = extra_namespaces("apps")
+    try:
+        cluster.wait_for(
+            lambda: _can_i(cluster, sa, "get", "secrets", "-n", elsewhere),
+            timeout=30,
+            what="RBAC to take effect",
+        )
+        for ns in (namespace, elsewhere):
+            for check in ALLOWED:
+                assert _can_i(cluster, sa, *check, "-n", ns), f"{sa} should be allowed: {check} in {ns}"
+            for check in DENIED:
+                assert not _can_i(cluster, sa, *check, "-n", ns), f"{sa} must be denied: {check} in {ns}"
+        assert _can_i(cluster, sa, "list", "rerankpipelines.rerank.dev", "--all-namespaces")
+        assert _can_i(cluster, sa, "watch", "rerankpipelines.rerank.dev", "--all-namespaces")
+        assert not _can_i(cluster, sa, "list", "secrets", "--all-namespaces")
+        for check in CLUSTER_DENIED:
+            assert not _can_i(cluster, sa, *check), f"{sa} must be denied: {check}"
+    finally:
+        _delete(cluster, text)
+
+
+def test_rbac_namespaced_as_the_service_account(
+    helm: Helm, cluster: ClusterClient, namespace: str, extra_namespaces: Callable[[str], str]
+) -> None:
+    release = f"rbac-{uuid.uuid4().hex[:6]}"
+    watched = extra_namespaces("watch")
+    publish = extra_namespaces("publish")
+    unrelated = extra_namespaces("other")
+    text = _apply_rbac(helm, cluster, release, namespace, *namespaced_values([watched], [publish]))
+    sa = f"system:serviceaccount:{namespace}:{release}-rerank-operator"
+    try:
+        cluster.wait_for(
+            lambda: _can_i(cluster, sa, "get", "secrets", "-n", watched),
+            timeout=30,
+            what="RBAC to take effect",
+        )
+        for check in ALLOWED:
+            assert _can_i(cluster, sa, *check, "-n", watched), f"should be allowed: {check} in {watched}"
+        for check in DENIED:
+            assert not _can_i(cluster, sa, *check, "-n", watched), f"must be denied: {check} in {watched}"
+        for verb in ("get", "create", "patch", "delete"):
+            assert _can_i(cluster, sa, verb, "configmaps", "-n", publish)
+        for check in [("get", "secrets"), ("create", "events"), ("list", "rerankpipelines.rerank.dev"),
+                      ("create", "deployments.apps"), ("list", "configmaps")]:  # fmt: skip
+            assert not _can_i(cluster, sa, *check, "-n", publish), f"must be denied: {check} in {publish}"
+        for ns in (unrelated, namespace):  # neither watched nor published into (not even its own namespace)
+            assert not _can_i(cluster, sa, "get", "secrets", "-n", ns)
+            assert not _can_i(cluster, sa, "get", "configmaps", "-n", ns)
+            assert not _can_i(cluster, sa, "list", "rerankpipelines.rerank.dev", "-n", ns)
+        assert not _can_i(cluster, sa, "list", "rerankpipelines.rerank.dev", "--all-namespaces")
+        for check in CLUSTER_DENIED:
+            assert not _can_i(cluster, sa, *check), f"must be denied: {check}"
+    finally:
+        _delete(cluster, text)
