@@ -74,9 +74,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     try:
         if capman is not None:
             with capman.global_and_fixture_disabled():
-                ensure_binaries(CLUSTER_BINARIES)
+                ensure_binaries((*CLUSTER_BINARIES, "helm"))
         else:
-            ensure_binaries(CLUSTER_BINARIES)
+            ensure_binaries((*CLUSTER_BINARIES, "helm"))
     except BuildError as exc:  # reported by the `cluster` fixture, so non-e2e tests still run
         _build_error.append(exc)
 

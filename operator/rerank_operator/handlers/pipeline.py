@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -22,6 +23,7 @@ from rerank_operator.settings import cluster_domain, resync_seconds
 log = logging.getLogger(__name__)
 
 TICK_SECONDS = 1.0  # how often the daemon checks whether a resync or probe is due
+MAX_BACKOFF_SECONDS = 60.0  # cap of the retry delay after failed passes
 
 
 @kopf.on.startup()
@@ -76,20 +78,30 @@ async def monitor(stopped: kopf.DaemonStopped, body: kopf.Body, memo: kopf.Memo,
     state = _state(memo)
     last_resync = float("-inf")
     last_generation: int | None = None
+    retry_at = float("-inf")
+    backoff = TICK_SECONDS
     while not stopped:
         now = time.monotonic()
         generation = body.get("metadata", {}).get("generation")
         resync_due = now - last_resync >= reconciler.config.resync_seconds or generation != last_generation
         probe_due = state.last_probe_at is None or now - state.last_probe_at >= _interval(body)
-        if resync_due or probe_due:
+        if (resync_due or probe_due) and now >= retry_at:
             try:
                 await reconciler.reconcile(body, state, probe=True)
                 last_resync, last_generation = now, generation
-            except ApiError as exc:
-                log.warning("reconcile of %s failed, retrying: %s", body.get("metadata", {}).get("name"), exc)
-            except Exception:  # never let one bad pass kill the daemon
-                log.exception("unexpected error reconciling %s", body.get("metadata", {}).get("name"))
-        await stopped.wait(TICK_SECONDS)
+                backoff = TICK_SECONDS
+            except Exception as exc:  # never let one bad pass kill the daemon; back off instead of flooding
+                name = body.get("metadata", {}).get("name")
+                if isinstance(exc, ApiError):
+                    log.warning("reconcile of %s failed, retrying in %.0fs: %s", name, backoff, exc)
+                else:
+                    log.exception("unexpected error reconciling %s, retrying in %.0fs", name, backoff)
+                retry_at = now + backoff
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+        # A plain sleep, not ``stopped.wait()``: kopf cancels async daemons on deletion and exit, and
+        # a cancellation racing the time limit of ``stopped.wait()`` escapes as TimeoutError (which
+        # then fails kopf.operator() at shutdown). Cancellation of a sleep is clean.
+        await asyncio.sleep(TICK_SECONDS)
 
 
 def _interval(body: kopf.Body) -> float:
