@@ -46,8 +46,25 @@ def closed_port() -> int:
 # In-process operator against kmock's Kubernetes emulator (see kmock_support.py for the pieces).
 # ------------------------------------------------------------------------------------------------
 @pytest.fixture
+async def k8s_emulator() -> AsyncIterator[Any]:
+    """kmock's emulator (with the apiserver bookkeeping of ``kmock_support.Emulator``) on 127.0.0.1.
+
+    At teardown, any server-side failure that is not a Kubernetes API answer (404, 409, 422 ...)
+    fails the test: it would be an emulator bug hiding behind a 500.
+    """
+    import kmock
+    from kmock_support import Emulator, configure_emulator
+
+    async with Emulator() as emulator, kmock.Server(emulator):
+        configure_emulator(emulator)
+        yield emulator
+        unexpected = [e for e in emulator.errors if not isinstance(e, kmock.KubernetesError)]
+        assert not unexpected, f"the emulator failed serving requests: {unexpected!r}"
+
+
+@pytest.fixture
 async def start_operator(
-    kmock: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+    k8s_emulator: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[Callable[..., Awaitable[Any]]]:
     """Factory: ``harness = await start_operator(**standin_kwargs)`` runs the real operator.
 
@@ -55,26 +72,18 @@ async def start_operator(
     kubeconfig for both kopf and ``KubeApi``, a 1 s resync and host overrides that send the canary
     of every name in ``kmock_support.PIPELINE_NAMES`` to the stand-in. Stopped at teardown.
     """
-    from kmock_support import (
-        Harness,
-        OperatorThread,
-        configure_emulator,
-        host_overrides,
-        write_kubeconfig,
-    )
+    import kubernetes.config.kube_config
+    from kmock_support import Harness, OperatorThread, host_overrides, write_kubeconfig
 
     started: list[tuple[OperatorThread, StandinServer]] = []
 
     async def start(**standin_kwargs: Any) -> Harness:
         assert not started, "one operator per test"
-        configure_emulator(kmock)
         server = StandinServer(**standin_kwargs).start()
-        kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", str(kmock.url).rstrip("/"))
+        kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", str(k8s_emulator.url).rstrip("/"))
         monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
-        # The kubernetes client reads $KUBECONFIG once, at import time (KUBE_CONFIG_DEFAULT_LOCATION);
-        # in a test process it was imported long before, so point its default at our file too.
-        import kubernetes.config.kube_config
-
+        # The kubernetes client reads $KUBECONFIG once, at import (KUBE_CONFIG_DEFAULT_LOCATION), and
+        # in a test process that was long ago: point the default at our file as well.
         monkeypatch.setattr(kubernetes.config.kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(kubeconfig))
         monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
         monkeypatch.setenv("RERANK_OPERATOR_RESYNC_SECONDS", "1")
@@ -83,7 +92,7 @@ async def start_operator(
         operator = OperatorThread()
         started.append((operator, server))
         await operator.start()
-        return Harness(kmock=kmock, standin=server, operator=operator)
+        return Harness(kmock=k8s_emulator, standin=server, operator=operator)
 
     yield start
     for operator, server in started:

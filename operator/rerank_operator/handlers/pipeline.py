@@ -71,7 +71,11 @@ async def reconcile(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
         raise kopf.TemporaryError(f"Kubernetes API: {exc}", delay=5) from exc
 
 
-@kopf.daemon(GROUP, VERSION, PLURAL, id="monitor", cancellation_timeout=10)
+# cancellation_backoff: on deletion/exit kopf first raises `stopped` and waits; the loop notices
+# within one tick and returns by itself, so daemons end cleanly instead of being cancelled.
+@kopf.daemon(
+    GROUP, VERSION, PLURAL, id="monitor", cancellation_backoff=2 * TICK_SECONDS, cancellation_timeout=10
+)
 async def monitor(stopped: kopf.DaemonStopped, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """Level-based loop: resync children and probe on schedule until the object goes away."""
     reconciler = _reconciler(memo)

@@ -1,0 +1,233 @@
+"""The real operator against kmock: canary probing, publishing, failure handling, quiet steady state, secrets.
+
+The canary goes over real HTTP to a loopback stand-in, reached via RERANK_OPERATOR_HOST_OVERRIDES
+with the in-cluster Host header (the Service DNS name does not resolve outside a cluster).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from typing import Any
+
+import pytest
+from kmock_support import (
+    CONFIGMAPS,
+    DEPLOYMENTS,
+    MODEL,
+    PIPELINES,
+    SERVICES,
+    consistently,
+    endpoint_of,
+    eventually,
+    passes,
+    pipeline_spec,
+    service_host,
+)
+
+pytestmark = pytest.mark.timeout(60)
+
+
+async def converge(h: Any, name: str, spec: dict[str, Any]) -> None:
+    await h.create_pipeline(name, spec)
+    await eventually(lambda: h.get(DEPLOYMENTS, f"{name}-reranker"), within=10, message="Deployment")
+    await h.play_deployment_controller(name)
+    await h.wait_ready(name)
+
+
+# ------------------------------------------------------------------------------------ 2. probe + publish
+async def test_passing_canary_publishes_a_ready_milvus_config(start_operator: Any) -> None:
+    h = await start_operator()
+    await converge(h, "rr", pipeline_spec(publish={"maxClientBatchSize": 16}))
+
+    data = h.published("rr")
+    assert data["ready"] == "true"
+    assert "reason" not in data
+    assert data["endpoint"] == endpoint_of("rr") == "http://rr-reranker.ml.svc.cluster.local:8000"
+    assert data["model"] == MODEL
+    assert data["generation"] == "1"
+    function = json.loads(data["milvus-function.json"])
+    assert function["type"] == 3
+    assert function["input_field_names"] == ["document"]
+    params = function["params"]
+    assert params["reranker"] == "model"
+    assert params["provider"] == "vllm"
+    assert params["endpoint"] == endpoint_of("rr")
+    assert params["max_client_batch_size"] == 16
+    assert "maxBatch" not in data["milvus-function.json"]  # pre-2.6.1 spelling is never published
+    lite = json.loads(data["milvus-lite-function.json"])
+    assert lite["params"]["provider"] == "cohere"
+    assert lite["params"]["base_url"] == f"{endpoint_of('rr')}/v2"
+
+    status = h.status("rr")
+    assert status["lastProbe"]["ok"] is True
+    assert status["lastProbe"]["reason"] == "Healthy"
+    assert status["latency"]["p50Ms"] > 0 and status["latency"]["p95Ms"] >= status["latency"]["p50Ms"]
+    assert status["readyReplicas"] == 1
+    assert status["published"]["ready"] is True
+    assert status["published"]["generation"] == 1
+    published = h.condition("rr", "Published")
+    assert published["status"] == "True"
+    assert h.condition("rr", "Probed")["status"] == "True"
+    for type_ in ("Progressing", "Reconciling", "Degraded", "Stalled"):
+        assert h.condition("rr", type_)["status"] == "False", type_
+
+    # the canary really went to the stand-in, addressed as the in-cluster Service
+    reranks = [r for r in h.standin.request_log if r.method == "POST" and r.path.endswith("rerank")]
+    assert reranks
+    assert reranks[-1].header("host") == f"{service_host('rr')}:8000"
+    body = reranks[-1].json()
+    assert "model" not in body and body["query"] and len(body["documents"]) >= 2  # as Milvus sends it
+
+    def events_posted() -> None:
+        events = h.events("rr")
+        reasons = {e["reason"] for e in events if e["type"] == "Normal"}
+        assert {"Ready", "Published"} <= reasons, events
+        for event in events:
+            assert event["involvedObject"]["uid"] == h.uids["rr"]
+            assert event["involvedObject"]["kind"] == "RerankPipeline"
+
+    await passes(events_posted, within=5, message="Ready and Published Events")
+
+
+# ------------------------------------------------------------------------------------ 3. failure
+@pytest.mark.parametrize(("fault", "reason"), [("shuffled", "WrongTopDocument"), ("http500", "HTTPStatus")])
+async def test_failing_canary_keeps_the_last_good_config_and_recovers(
+    start_operator: Any, fault: str, reason: str
+) -> None:
+    h = await start_operator()
+    await converge(h, "rr", pipeline_spec())  # intervalSeconds 1, failureThreshold 2
+    good = h.published("rr")
+
+    h.standin.set_fault(fault)
+
+    def marked_not_ready() -> None:
+        data = h.published("rr")
+        assert data["ready"] == "false", data
+        assert data["reason"] == reason
+        status = h.status("rr")
+        assert status["lastProbe"]["reason"] == reason
+        assert status["consecutiveFailures"] >= 2
+
+    await passes(marked_not_ready, within=10, message=f"{fault}: ready=false")
+    data = h.published("rr")
+    for key in ("endpoint", "model", "generation", "milvus-function.json", "milvus-lite-function.json"):
+        assert data[key] == good[key], key  # the last good config stays
+    ready = h.condition("rr", "Ready")
+    assert ready["status"] == "False" and ready["reason"] == reason
+    assert h.condition("rr", "Degraded")["status"] == "True"
+    assert h.condition("rr", "Published")["status"] == "True"  # still published, marked not ready
+
+    # hysteresis: one failure alone did not flip the published config
+    versions = [v for v in h.kmock.objects[PIPELINES, "ml", "rr"].history if v is not None]
+    one_failure = [
+        v["status"]
+        for v in versions
+        if (v.get("status") or {}).get("consecutiveFailures") == 1
+        and v["status"]["lastProbe"]["reason"] == reason
+    ]
+    assert one_failure, "the first failure was written on its own"
+    assert all(s["published"]["ready"] is True for s in one_failure)
+
+    h.standin.set_fault("healthy")
+    await h.wait_ready("rr", within=10)
+    assert h.published("rr") == good
+
+
+# ------------------------------------------------------------------------------------ 9. quiet steady state
+async def test_steady_state_writes_no_status_and_creates_nothing_twice(start_operator: Any) -> None:
+    h = await start_operator()
+    # probes effectively off after the first good one; resync stays at 1 s
+    spec = pipeline_spec(probe={"intervalSeconds": 3600, "failureThreshold": 2})
+    await h.create_pipeline("rr", spec)
+    # the first canary found no ready pod ...
+    await eventually(
+        lambda: h.status("rr").get("lastProbe", {}).get("reason") == "NoReadyReplicas",
+        within=10,
+        message="first canary: NoReadyReplicas",
+    )
+    # ... and the finished rollout is checked at once, not an interval (an hour) later
+    await h.play_deployment_controller("rr")
+    await h.wait_ready("rr", within=5)
+
+    def counts() -> tuple[int, int, int, int]:
+        status_writes = len(h.requests("PATCH", PIPELINES, "rr", subresource="status"))
+        creates = sum(len(h.requests("POST", r)) for r in (DEPLOYMENTS, SERVICES, CONFIGMAPS))
+        applies = len(h.requests("PATCH", DEPLOYMENTS, "rr-reranker"))
+        events = len(h.events("rr"))
+        return status_writes, creates, applies, events
+
+    # the Ready Event follows the status write that made it Ready
+    await eventually(lambda: any(e["reason"] == "Ready" for e in h.events("rr")), within=5)
+    before = counts()
+
+    def unchanged() -> None:
+        now = counts()
+        assert now[0] == before[0], f"status written again: {before[0]} -> {now[0]}"
+        assert now[1] == before[1], f"children created again: {before[1]} -> {now[1]}"
+        assert now[3] == before[3], f"events posted again: {before[3]} -> {now[3]}"
+
+    await consistently(unchanged, duration=3.5)  # three and a half resync periods
+    after = counts()
+    assert after[2] > before[2], "the resync kept re-applying the children (level-based)"
+    assert before[1] == 3, "one create each for Deployment, Service and ConfigMap"
+    assert h.names(DEPLOYMENTS) == ["rr-reranker"]
+    assert h.names(SERVICES) == ["rr-reranker"]
+    assert h.names(CONFIGMAPS) == ["rr-ranker"]
+    assert h.condition("rr", "Ready")["status"] == "True"
+
+
+# ------------------------------------------------------------------------------------ 10. secrets
+async def test_api_key_is_read_from_the_secret_and_never_leaks(
+    start_operator: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    key = "sk-rerank-7f3c9a1e5b2d4c6e"
+    h = await start_operator(api_key=key)
+    await h.create_secret("reranker-api-key", {"token": key})
+    spec = pipeline_spec(apiKeySecretRef={"name": "reranker-api-key", "key": "token"})
+    await converge(h, "secured", spec)
+
+    reranks = [r for r in h.standin.request_log if r.path.endswith("rerank")]
+    assert reranks and reranks[-1].header("authorization") == f"Bearer {key}"
+
+    # the pods get the key by reference, never by value
+    env = h.must(DEPLOYMENTS, "secured-reranker")["spec"]["template"]["spec"]["containers"][0]["env"]
+    api_env = [e for e in env if e["name"] == "VLLM_API_KEY"]
+    assert api_env == [
+        {"name": "VLLM_API_KEY", "valueFrom": {"secretKeyRef": {"name": "reranker-api-key", "key": "token"}}}
+    ]
+
+    encoded = base64.b64encode(key.encode()).decode()
+    for (resource, ns, name), obj in h.kmock.objects.items():
+        if resource == "v1/secrets":
+            continue
+        for version in obj.history:  # every version ever stored, not only the last
+            text = json.dumps(version.raw if version is not None else None)
+            assert key not in text and encoded not in text, (resource, ns, name)
+    for request in list(h.kmock):
+        if request.resource is not None and request.resource == "v1/secrets":
+            continue
+        assert key not in request.text and encoded not in request.text, (request.method, request.url)
+    assert any(r.name.startswith("kopf.objects") for r in caplog.records), "the operator's logs were captured"
+    assert key not in caplog.text and encoded not in caplog.text
+    for record in caplog.records:
+        assert key not in record.getMessage()
+
+
+async def test_missing_secret_is_reported_without_probing(start_operator: Any) -> None:
+    h = await start_operator(api_key="sk-never-used-00000000")
+    spec = pipeline_spec(apiKeySecretRef={"name": "absent", "key": "token"})
+    await h.create_pipeline("secured", spec)
+    await eventually(lambda: h.get(DEPLOYMENTS, "secured-reranker"), within=10)
+    await h.play_deployment_controller("secured")
+
+    def reported() -> None:
+        status = h.status("secured")
+        assert status["lastProbe"]["reason"] == "MissingSecret", status["lastProbe"]
+        assert "absent" in status["lastProbe"]["message"]
+        assert h.published("secured")["ready"] == "false"
+
+    await passes(reported, within=10, message="MissingSecret")
+    assert not [r for r in h.standin.request_log if r.path.endswith("rerank")]
