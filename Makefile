@@ -14,8 +14,8 @@ $(BIN)/rerank-operator: pyproject.toml
 install: $(BIN)/rerank-operator
 
 lint: install
-	$(BIN)/ruff check operator tests
-	$(BIN)/ruff format --check operator
+	$(BIN)/ruff check operator tests bench
+	$(BIN)/ruff format --check operator tests bench
 	$(BIN)/mypy
 
 # Unit, integration (kmock, loopback stand-in, Milvus Lite) and e2e (real control plane; the

@@ -90,7 +90,9 @@ def milvus(app: types.ModuleType, tmp_path_factory: pytest.TempPathFactory) -> I
     client = MilvusClient(str(tmp_path_factory.mktemp("milvus") / "milvus.db"))
     try:
         app.create_docs_collection(client, COLLECTION, dim=DIM)
-        client.insert(COLLECTION, [{"id": i, "embedding": _vector(i), "document": d} for i, d in enumerate(DOCS)])
+        client.insert(
+            COLLECTION, [{"id": i, "embedding": _vector(i), "document": d} for i, d in enumerate(DOCS)]
+        )
         client.load_collection(COLLECTION)
         yield client
     finally:
@@ -165,14 +167,18 @@ def test_scores_have_no_ties_and_disagree_with_vector_order() -> None:
 
 
 def test_search_is_reordered_by_the_reranker(
-    app: types.ModuleType, milvus: MilvusClient, reranker: StandinServer, ranker_dir: Path,
+    app: types.ModuleType,
+    milvus: MilvusClient,
+    reranker: StandinServer,
+    ranker_dir: Path,
     pipeline: RerankPipeline,
 ) -> None:
     vector_only = milvus.search(COLLECTION, data=[QUERY_VECTOR], anns_field="embedding", limit=len(DOCS))
     assert ids(vector_only[0]) == list(range(len(DOCS)))
 
-    hits = app.reranked_search(milvus, COLLECTION, QUERY, QUERY_VECTOR, limit=len(DOCS),
-                               source=ranker_dir, target="milvus-lite")
+    hits = app.reranked_search(
+        milvus, COLLECTION, QUERY, QUERY_VECTOR, limit=len(DOCS), source=ranker_dir, target="milvus-lite"
+    )
 
     assert ids(hits) == expected_order(QUERY, list(range(len(DOCS))))
     assert ids(hits) != ids(vector_only[0])
@@ -191,17 +197,29 @@ def test_limit_returns_the_best_reranked(
     app: types.ModuleType, milvus: MilvusClient, reranker: StandinServer, ranker_dir: Path
 ) -> None:
     """Milvus Lite over-fetches (10 x limit) before reranking, so the top 2 come from all 6 documents."""
-    hits = app.reranked_search(milvus, COLLECTION, QUERY, QUERY_VECTOR, limit=2,
-                               source=ranker_dir, target="milvus-lite")
+    hits = app.reranked_search(
+        milvus, COLLECTION, QUERY, QUERY_VECTOR, limit=2, source=ranker_dir, target="milvus-lite"
+    )
     assert ids(hits) == expected_order(QUERY, list(range(len(DOCS))))[:2]
 
 
 def test_hybrid_search_is_reordered_by_the_reranker(
-    app: types.ModuleType, milvus: MilvusClient, reranker: StandinServer, ranker_dir: Path,
+    app: types.ModuleType,
+    milvus: MilvusClient,
+    reranker: StandinServer,
+    ranker_dir: Path,
     pipeline: RerankPipeline,
 ) -> None:
-    hits = app.reranked_hybrid_search(milvus, COLLECTION, QUERY, QUERY_VECTOR, limit=len(DOCS),
-                                      candidates=len(DOCS), source=ranker_dir, target="milvus-lite")
+    hits = app.reranked_hybrid_search(
+        milvus,
+        COLLECTION,
+        QUERY,
+        QUERY_VECTOR,
+        limit=len(DOCS),
+        candidates=len(DOCS),
+        source=ranker_dir,
+        target="milvus-lite",
+    )
 
     assert ids(hits) == expected_order(QUERY, list(range(len(DOCS))))
     [call] = rerank_calls(reranker)
@@ -214,8 +232,14 @@ def test_one_query_text_per_search_vector(
 ) -> None:
     queries = [QUERY, "bananas and apple pie"]
     ranker = load_ranker(ranker_dir, queries, target="milvus-lite")
-    results = milvus.search(COLLECTION, data=[QUERY_VECTOR, _vector(5)], anns_field="embedding",
-                            limit=len(DOCS), output_fields=["document"], ranker=ranker)
+    results = milvus.search(
+        COLLECTION,
+        data=[QUERY_VECTOR, _vector(5)],
+        anns_field="embedding",
+        limit=len(DOCS),
+        output_fields=["document"],
+        ranker=ranker,
+    )
     everything = list(range(len(DOCS)))
     assert [ids(r) for r in results] == [expected_order(q, everything) for q in queries]
     assert [c.json()["query"] for c in rerank_calls(reranker)] == queries
@@ -229,11 +253,22 @@ def test_api_key_reaches_the_reranker(
         source = mount(tmp_path / "ranker", published_config(pipeline, server.url, ready=True))
         monkeypatch.delenv("RERANK_API_KEY", raising=False)
         with pytest.raises(MilvusException, match="Cohere API error 401"):
-            milvus.search(COLLECTION, data=[QUERY_VECTOR], anns_field="embedding", limit=3,
-                          ranker=load_ranker(source, QUERY, target="milvus-lite"))
+            milvus.search(
+                COLLECTION,
+                data=[QUERY_VECTOR],
+                anns_field="embedding",
+                limit=3,
+                ranker=load_ranker(source, QUERY, target="milvus-lite"),
+            )
         monkeypatch.setenv("RERANK_API_KEY", "s3cret")
-        hits = milvus.search(COLLECTION, data=[QUERY_VECTOR], anns_field="embedding", limit=3,
-                             output_fields=["document"], ranker=load_ranker(source, QUERY, target="milvus-lite"))
+        hits = milvus.search(
+            COLLECTION,
+            data=[QUERY_VECTOR],
+            anns_field="embedding",
+            limit=3,
+            output_fields=["document"],
+            ranker=load_ranker(source, QUERY, target="milvus-lite"),
+        )
         assert ids(hits[0]) == expected_order(QUERY, list(range(len(DOCS))))[:3]
         assert rerank_calls(server)[-1].header("Authorization") == "Bearer s3cret"
 
@@ -248,8 +283,9 @@ def test_reranker_down_fails_the_search_clearly(
     with pytest.raises(MilvusException, match=r"Cohere API connection error: .*Connection refused"):
         app.reranked_search(milvus, COLLECTION, QUERY, QUERY_VECTOR, source=ranker_dir, target="milvus-lite")
     with pytest.raises(MilvusException, match=r"Cohere API connection error: .*Connection refused"):
-        app.reranked_hybrid_search(milvus, COLLECTION, QUERY, QUERY_VECTOR, source=ranker_dir,
-                                   target="milvus-lite")
+        app.reranked_hybrid_search(
+            milvus, COLLECTION, QUERY, QUERY_VECTOR, source=ranker_dir, target="milvus-lite"
+        )
 
 
 def test_reranker_error_fails_the_search_clearly(
@@ -260,15 +296,18 @@ def test_reranker_error_fails_the_search_clearly(
         app.reranked_search(milvus, COLLECTION, QUERY, QUERY_VECTOR, source=ranker_dir, target="milvus-lite")
 
 
-def test_wrong_model_name_is_a_404(
-    milvus: MilvusClient, pipeline: RerankPipeline, tmp_path: Path
-) -> None:
+def test_wrong_model_name_is_a_404(milvus: MilvusClient, pipeline: RerankPipeline, tmp_path: Path) -> None:
     """Milvus Lite sends the published model name; a server serving another name answers 404."""
     with StandinServer(served_model="some/other-model") as server:
         source = mount(tmp_path / "ranker", published_config(pipeline, server.url, ready=True))
         with pytest.raises(MilvusException, match=r"Cohere API error 404: .*BAAI/bge-reranker-base"):
-            milvus.search(COLLECTION, data=[QUERY_VECTOR], anns_field="embedding", limit=3,
-                          ranker=load_ranker(source, QUERY, target="milvus-lite"))
+            milvus.search(
+                COLLECTION,
+                data=[QUERY_VECTOR],
+                anns_field="embedding",
+                limit=3,
+                ranker=load_ranker(source, QUERY, target="milvus-lite"),
+            )
 
 
 def test_not_ready_config_is_refused_before_milvus_is_touched(
@@ -277,23 +316,29 @@ def test_not_ready_config_is_refused_before_milvus_is_touched(
     source = mount(tmp_path / "ranker", published_config(pipeline, reranker.url, ready=False))
     untouchable = object()  # any use as a Milvus client would raise AttributeError, not RankerNotReady
     with pytest.raises(RankerNotReady, match=r"not ready: ProbeFailed.*require_ready=False"):
-        app.reranked_search(untouchable, COLLECTION, QUERY, QUERY_VECTOR, source=source,
-                            target="milvus-lite", degrade=False)
+        app.reranked_search(
+            untouchable, COLLECTION, QUERY, QUERY_VECTOR, source=source, target="milvus-lite", degrade=False
+        )
     with pytest.raises(RankerNotReady):
         load_ranker(source, QUERY, target="milvus-lite")
     assert reranker.request_log == []
 
 
 def test_not_ready_config_degrades_to_vector_order(
-    app: types.ModuleType, milvus: MilvusClient, pipeline: RerankPipeline, reranker: StandinServer,
+    app: types.ModuleType,
+    milvus: MilvusClient,
+    pipeline: RerankPipeline,
+    reranker: StandinServer,
     tmp_path: Path,
 ) -> None:
     source = mount(tmp_path / "ranker", published_config(pipeline, reranker.url, ready=False))
-    hits = app.reranked_search(milvus, COLLECTION, QUERY, QUERY_VECTOR, limit=len(DOCS), source=source,
-                               target="milvus-lite")
+    hits = app.reranked_search(
+        milvus, COLLECTION, QUERY, QUERY_VECTOR, limit=len(DOCS), source=source, target="milvus-lite"
+    )
     assert ids(hits) == list(range(len(DOCS)))
-    hybrid = app.reranked_hybrid_search(milvus, COLLECTION, QUERY, QUERY_VECTOR, limit=3, source=source,
-                                        target="milvus-lite")
+    hybrid = app.reranked_hybrid_search(
+        milvus, COLLECTION, QUERY, QUERY_VECTOR, limit=3, source=source, target="milvus-lite"
+    )
     assert len(hybrid) == 3  # RRF over dense + BM25
     assert reranker.request_log == []
 
@@ -303,8 +348,14 @@ def test_opting_out_of_readiness_uses_the_last_published_params(
 ) -> None:
     source = mount(tmp_path / "ranker", published_config(pipeline, reranker.url, ready=False))
     ranker = load_ranker(source, QUERY, target="milvus-lite", require_ready=False)
-    hits = milvus.search(COLLECTION, data=[QUERY_VECTOR], anns_field="embedding", limit=len(DOCS), ranker=ranker,
-                         output_fields=["document"])
+    hits = milvus.search(
+        COLLECTION,
+        data=[QUERY_VECTOR],
+        anns_field="embedding",
+        limit=len(DOCS),
+        ranker=ranker,
+        output_fields=["document"],
+    )
     assert ids(hits[0]) == expected_order(QUERY, list(range(len(DOCS))))
 
 

@@ -135,8 +135,14 @@ async def test_loading_with_duration_recovers_by_itself(standin: StandinServer) 
 
 async def test_concurrent_probes_while_faults_flip_never_raise(standin: StandinServer) -> None:
     """Bounded chaos: 40 probes over a shared client while 12 fault switches happen (incl. loading)."""
-    modes = [FaultMode.HTTP500, FaultMode.DROP, FaultMode.LOADING, FaultMode.NAN, FaultMode.HEALTHY,
-             FaultMode.SHUFFLED] * 2
+    modes = [
+        FaultMode.HTTP500,
+        FaultMode.DROP,
+        FaultMode.LOADING,
+        FaultMode.NAN,
+        FaultMode.HEALTHY,
+        FaultMode.SHUFFLED,
+    ] * 2
 
     async def flip() -> None:
         for mode in modes:
@@ -262,8 +268,12 @@ async def test_invalid_endpoint_is_a_verdict_not_an_exception(standin: StandinSe
 
 async def test_standin_answers_cohere_style_requests_like_vllm(standin_factory: Factory) -> None:
     server = standin_factory(served_model="rr-bge")
-    body = {"model": "rr-bge", "query": "capital of France", "top_n": 2,
-            "documents": ["bananas", "Paris is the capital of France", "trees"]}
+    body = {
+        "model": "rr-bge",
+        "query": "capital of France",
+        "top_n": 2,
+        "documents": ["bananas", "Paris is the capital of France", "trees"],
+    }
     async with httpx.AsyncClient(base_url=server.url, headers={"Authorization": "Bearer any"}) as c:
         r = await c.post("/v2/rerank", json=body)
         assert r.status_code == 200
@@ -311,12 +321,26 @@ def test_milvus_lite_reranks_through_the_standin(standin_factory: Factory, tmp_p
         client.insert("docs", [{"id": i, "document": d, "vec": [float(i), 0.0]} for i, d in enumerate(docs)])
         client.load_collection("docs")
         ranker = pymilvus.Function(
-            name="rr", function_type=pymilvus.FunctionType.RERANK, input_field_names=["document"],
-            params={"reranker": "model", "provider": "cohere", "queries": [DEFAULT_CANARY.query],
-                    "base_url": f"{server.url}/v2", "model_name": "rr-bge", "api_key": "unused"},
+            name="rr",
+            function_type=pymilvus.FunctionType.RERANK,
+            input_field_names=["document"],
+            params={
+                "reranker": "model",
+                "provider": "cohere",
+                "queries": [DEFAULT_CANARY.query],
+                "base_url": f"{server.url}/v2",
+                "model_name": "rr-bge",
+                "api_key": "unused",
+            },
         )
-        hits = client.search("docs", data=[[0.0, 0.0]], anns_field="vec", limit=len(docs),
-                             output_fields=["document"], ranker=ranker)[0]
+        hits = client.search(
+            "docs",
+            data=[[0.0, 0.0]],
+            anns_field="vec",
+            limit=len(docs),
+            output_fields=["document"],
+            ranker=ranker,
+        )[0]
     finally:
         client.close()
     assert hits[0]["id"] == DEFAULT_CANARY.expected_top_index

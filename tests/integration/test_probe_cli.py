@@ -40,14 +40,29 @@ def test_healthy_endpoint_exits_0_with_a_json_verdict(standin: StandinServer) ->
     assert verdict["reason"] == "Healthy"
     assert verdict["modelListed"] is True
     assert verdict["ranking"][0] == 1
-    assert set(verdict) == {"ok", "reason", "message", "latencyMs", "statusCode", "ranking", "scores",
-                            "modelListed", "checkedAt"}
+    assert set(verdict) == {
+        "ok",
+        "reason",
+        "message",
+        "latencyMs",
+        "statusCode",
+        "ranking",
+        "scores",
+        "modelListed",
+        "checkedAt",
+    }
 
 
 @pytest.mark.parametrize(
     ("mode", "reason"),
-    [("http500", "HTTPStatus"), ("shuffled", "WrongTopDocument"), ("nan", "NonFiniteScore"),
-     ("wrong_count", "WrongResultCount"), ("drop", "ConnectionError"), ("loading", "ConnectionRefused")],
+    [
+        ("http500", "HTTPStatus"),
+        ("shuffled", "WrongTopDocument"),
+        ("nan", "NonFiniteScore"),
+        ("wrong_count", "WrongResultCount"),
+        ("drop", "ConnectionError"),
+        ("loading", "ConnectionRefused"),
+    ],
 )
 def test_faults_exit_1_and_name_the_reason(standin: StandinServer, mode: str, reason: str) -> None:
     standin.set_fault(mode)
@@ -66,20 +81,29 @@ def test_slow_response_limit(standin: StandinServer) -> None:
 
 def test_custom_canary(standin: StandinServer) -> None:
     docs = ["--document", "kittens purr", "--document", "the moon orbits the earth", "--document", "rust"]
-    code, verdict, _ = cli("--endpoint", standin.url, "--query", "what orbits the earth", *docs,
-                           "--expected-top-index", "1")
+    code, verdict, _ = cli(
+        "--endpoint", standin.url, "--query", "what orbits the earth", *docs, "--expected-top-index", "1"
+    )
     assert code == 0, verdict
-    assert standin.request_log[-1].json()["documents"] == ["kittens purr", "the moon orbits the earth", "rust"]
+    assert standin.request_log[-1].json()["documents"] == [
+        "kittens purr",
+        "the moon orbits the earth",
+        "rust",
+    ]
     code, verdict, _ = cli("--endpoint", standin.url, "--query", "what orbits the earth", *docs)
     assert (code, verdict["reason"]) == (1, "WrongTopDocument")  # default expected index is 0
 
 
 def test_api_key_from_environment_is_sent_and_never_printed(standin_factory: Factory) -> None:
     server = standin_factory(api_key="cli-secret-42")
-    code, verdict, err = cli("--endpoint", server.url, "--api-key-env", "RR_KEY", env={"RR_KEY": "cli-secret-42"})
+    code, verdict, err = cli(
+        "--endpoint", server.url, "--api-key-env", "RR_KEY", env={"RR_KEY": "cli-secret-42"}
+    )
     assert code == 0, verdict
     assert server.request_log[-1].header("authorization") == "Bearer cli-secret-42"
-    code, verdict, err = cli("--endpoint", server.url, "--api-key-env", "RR_KEY", env={"RR_KEY": "nope-nope-7"})
+    code, verdict, err = cli(
+        "--endpoint", server.url, "--api-key-env", "RR_KEY", env={"RR_KEY": "nope-nope-7"}
+    )
     assert (code, verdict["reason"]) == (1, "Unauthorized")
     assert "nope-nope-7" not in json.dumps(verdict) + err
 
@@ -136,9 +160,21 @@ def standin_process() -> Iterator[tuple[subprocess.Popen[str], str]]:
     """``python -m rerank_operator.standin`` as the sandbox starts it; yields (process, URL)."""
     env = {**os.environ, "STANDIN_KEY": "proc-key"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "rerank_operator.standin", "--port", "0", "--model", "rr-proc",
-         "--api-key-env", "STANDIN_KEY"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        [
+            sys.executable,
+            "-m",
+            "rerank_operator.standin",
+            "--port",
+            "0",
+            "--model",
+            "rr-proc",
+            "--api-key-env",
+            "STANDIN_KEY",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     try:
         assert proc.stdout is not None

@@ -15,23 +15,44 @@ if TYPE_CHECKING:
 
 
 def register(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--endpoint", required=True, metavar="URL",
-                        help="scheme://host:port, as published to Milvus (the probe POSTs {URL}/rerank)")
-    parser.add_argument("--api-key-env", metavar="VAR",
-                        help="send 'Authorization: Bearer $VAR' (the key itself is never printed)")
+    parser.add_argument(
+        "--endpoint",
+        required=True,
+        metavar="URL",
+        help="scheme://host:port, as published to Milvus (the probe POSTs {URL}/rerank)",
+    )
+    parser.add_argument(
+        "--api-key-env",
+        metavar="VAR",
+        help="send 'Authorization: Bearer $VAR' (the key itself is never printed)",
+    )
     parser.add_argument("--query", help="canary query (default: a built-in canary)")
-    parser.add_argument("--document", action="append", metavar="TEXT",
-                        help="canary document; repeat for each (requires --query)")
-    parser.add_argument("--expected-top-index", type=int, metavar="N",
-                        help="index of the --document that must rank first (default 0)")
-    parser.add_argument("--engine", choices=("vllm", "tei"), default="vllm",
-                        help="wire protocol (default vllm)")
-    parser.add_argument("--timeout", type=float, default=5.0, metavar="S",
-                        help="seconds per request (default 5)")
+    parser.add_argument(
+        "--document",
+        action="append",
+        metavar="TEXT",
+        help="canary document; repeat for each (requires --query)",
+    )
+    parser.add_argument(
+        "--expected-top-index",
+        type=int,
+        metavar="N",
+        help="index of the --document that must rank first (default 0)",
+    )
+    parser.add_argument(
+        "--engine", choices=("vllm", "tei"), default="vllm", help="wire protocol (default vllm)"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=5.0, metavar="S", help="seconds per request (default 5)"
+    )
     parser.add_argument("--max-latency-ms", type=int, metavar="N", help="fail with SlowResponse above this")
     parser.add_argument("--model", metavar="NAME", help="served model name that GET /v1/models must list")
-    parser.add_argument("--truncate-prompt-tokens", type=int, metavar="N",
-                        help="forwarded like Milvus' truncate_prompt_tokens param")
+    parser.add_argument(
+        "--truncate-prompt-tokens",
+        type=int,
+        metavar="N",
+        help="forwarded like Milvus' truncate_prompt_tokens param",
+    )
 
 
 class UsageError(Exception):
@@ -60,8 +81,13 @@ def _target(args: argparse.Namespace) -> ProbeTarget:
             top = 0 if args.expected_top_index is None else args.expected_top_index
             canary = Canary(args.query, tuple(args.document), top)
         return ProbeTarget(
-            endpoint=args.endpoint, canary=canary, engine=args.engine, api_key=api_key,
-            served_model=args.model, timeout_s=args.timeout, max_latency_ms=args.max_latency_ms,
+            endpoint=args.endpoint,
+            canary=canary,
+            engine=args.engine,
+            api_key=api_key,
+            served_model=args.model,
+            timeout_s=args.timeout,
+            max_latency_ms=args.max_latency_ms,
             truncate_prompt_tokens=args.truncate_prompt_tokens,
         )
     except ValueError as exc:

@@ -145,7 +145,11 @@ async def _model_listed(client: httpx.AsyncClient, target: ProbeTarget, route: R
         return None
     try:
         status, body, _ = await _send(
-            client, "GET", route.url("/v1/models"), route=route, timeout_s=target.timeout_s,
+            client,
+            "GET",
+            route.url("/v1/models"),
+            route=route,
+            timeout_s=target.timeout_s,
             headers=_headers(target, route),
         )
         if status != 200:
@@ -170,8 +174,13 @@ async def _probe(
     route = route_for(endpoint, resolver)
     try:
         status, body, latency_ms = await _send(
-            client, "POST", route.url("/rerank"), route=route, timeout_s=target.timeout_s,
-            headers=_headers(target, route), json=request_body(target),
+            client,
+            "POST",
+            route.url("/rerank"),
+            route=route,
+            timeout_s=target.timeout_s,
+            headers=_headers(target, route),
+            json=request_body(target),
         )
     except _TooLarge as big:
         return failed(Reason.MALFORMED_RESPONSE, f"MalformedResponse: {big}", status_code=big.status)
@@ -180,9 +189,7 @@ async def _probe(
     except (httpx.HTTPError, OSError, TimeoutError) as exc:
         reason, message = classify_transport_error(exc, target.timeout_s, endpoint.netloc)
         return failed(reason, message)
-    verdict = evaluate_response(
-        status, body, target.canary, target.engine, latency_ms, target.max_latency_ms
-    )
+    verdict = evaluate_response(status, body, target.canary, target.engine, latency_ms, target.max_latency_ms)
     if status != 200:
         return verdict
     listed = await _model_listed(client, target, route)

@@ -391,7 +391,9 @@ class Reconciler:
         if after.get("status") == "True":
             await post_event(self.kube, raw, "Normal", "Ready", str(after.get("message", "")))
         elif after.get("reason") in _EXPECTED_NOT_READY:
-            await post_event(self.kube, raw, "Normal", str(after.get("reason")), str(after.get("message", "")))
+            await post_event(
+                self.kube, raw, "Normal", str(after.get("reason")), str(after.get("message", ""))
+            )
         else:
             await post_event(
                 self.kube, raw, "Warning", str(after.get("reason")), str(after.get("message", ""))

@@ -26,8 +26,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=DEFAULT_MODEL, help="served model name (vLLM --served-model-name)")
     p.add_argument("--api-key-env", metavar="VAR", help="require 'Authorization: Bearer $VAR' like --api-key")
     p.add_argument("--max-model-len", type=int, default=512, help="context limit in words (default 512)")
-    p.add_argument("--fault", choices=[m.value for m in FaultMode if m is not FaultMode.LOADING],
-                   default=FaultMode.HEALTHY.value, help="initial fault mode")
+    p.add_argument(
+        "--fault",
+        choices=[m.value for m in FaultMode if m is not FaultMode.LOADING],
+        default=FaultMode.HEALTHY.value,
+        help="initial fault mode",
+    )
     p.add_argument("--delay-s", type=float, default=None, help="delay for --fault slow")
     p.add_argument("--log-level", default="WARNING", help="Python logging level for stderr")
     return p
@@ -36,8 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     api_key = None
     if args.api_key_env:
         api_key = os.environ.get(args.api_key_env)

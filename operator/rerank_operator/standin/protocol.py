@@ -62,20 +62,31 @@ def parse_request(data: Any) -> RerankRequest:
     key = "texts" if tei else "documents"
     query, docs = data.get("query"), data.get(key)
     _require(isinstance(query, str), "'query' must be a string", "query")
-    _require(isinstance(docs, list) and all(isinstance(d, str) for d in docs),
-             f"'{key}' must be a list of strings", key)
+    _require(
+        isinstance(docs, list) and all(isinstance(d, str) for d in docs),
+        f"'{key}' must be a list of strings",
+        key,
+    )
     model = data.get("model")
     _require(model is None or isinstance(model, str), "'model' must be a string", "model")
     top_n = data.get("top_n") or 0
     _require(isinstance(top_n, int) and not isinstance(top_n, bool), "'top_n' must be an integer", "top_n")
     tpt = data.get("truncate_prompt_tokens")
-    _require(tpt is None or (isinstance(tpt, int) and not isinstance(tpt, bool) and tpt >= -1),
-             "'truncate_prompt_tokens' must be an integer >= -1", "truncate_prompt_tokens")
+    _require(
+        tpt is None or (isinstance(tpt, int) and not isinstance(tpt, bool) and tpt >= -1),
+        "'truncate_prompt_tokens' must be an integer >= -1",
+        "truncate_prompt_tokens",
+    )
     if tei and data.get("truncate") is True:
         tpt = -1  # TEI truncates to the model limit
     return RerankRequest(
-        query=query, documents=tuple(docs), model=model, top_n=top_n, truncate_prompt_tokens=tpt,
-        tei=tei, return_text=data.get("return_text") is True,
+        query=query,
+        documents=tuple(docs),
+        model=model,
+        top_n=top_n,
+        truncate_prompt_tokens=tpt,
+        tei=tei,
+        return_text=data.get("return_text") is True,
     )
 
 
@@ -142,6 +153,7 @@ def rerank_results(req: RerankRequest, mode: FaultMode) -> list[Scored]:
 
 def vllm_body(req: RerankRequest, results: list[Scored], served_model: str, tokens: int) -> dict[str, Any]:
     """vLLM's RerankResponse (also what Cohere clients read: ``results[].index/relevance_score``)."""
+
     def text(i: int) -> str:
         return req.documents[i] if 0 <= i < len(req.documents) else ""
 

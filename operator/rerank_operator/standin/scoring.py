@@ -14,10 +14,39 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 
 # Function words count a little, so "the capital of France" still prefers documents sharing the content
 # words; the list is short on purpose (English only, the stand-in is not a search engine).
-STOPWORDS = frozenset({
-    "a", "an", "and", "are", "as", "at", "be", "by", "for", "from", "how", "in", "is", "it", "of", "on",
-    "or", "that", "the", "this", "to", "was", "what", "when", "where", "which", "who", "why", "with",
-})
+STOPWORDS = frozenset(
+    {
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "by",
+        "for",
+        "from",
+        "how",
+        "in",
+        "is",
+        "it",
+        "of",
+        "on",
+        "or",
+        "that",
+        "the",
+        "this",
+        "to",
+        "was",
+        "what",
+        "when",
+        "where",
+        "which",
+        "who",
+        "why",
+        "with",
+    }
+)
 _STOPWORD_WEIGHT = 0.1
 
 

@@ -59,8 +59,13 @@ class RecordedRequest:
             body: Any = self.json()
         except ValueError:
             body = self.body.decode("utf-8", errors="replace")
-        return {"method": self.method, "path": self.path, "headers": headers, "body": body,
-                "receivedAt": self.received_at}
+        return {
+            "method": self.method,
+            "path": self.path,
+            "headers": headers,
+            "body": body,
+            "receivedAt": self.received_at,
+        }
 
 
 def _loopback(host: str) -> str:
@@ -173,10 +178,15 @@ class _Handler(BaseHTTPRequestHandler):
         if path.startswith(ADMIN_PREFIX):
             self._admin(path, body)
             return
-        self.owner._record(RecordedRequest(
-            method=self.command, path=self.path, body=body, received_at=time.time(),
-            headers={k.lower(): v for k, v in self.headers.items()},
-        ))
+        self.owner._record(
+            RecordedRequest(
+                method=self.command,
+                path=self.path,
+                body=body,
+                received_at=time.time(),
+                headers={k.lower(): v for k, v in self.headers.items()},
+            )
+        )
         if path in RERANK_PATHS:
             if self.command != "POST":
                 self._json(405, {"detail": "Method Not Allowed"})
@@ -233,7 +243,8 @@ class _Handler(BaseHTTPRequestHandler):
             tokens = protocol.prompt_tokens(req, owner.max_model_len)
             results = protocol.rerank_results(req, fault.mode)
             payload: Any = (
-                protocol.tei_body(req, results) if tei
+                protocol.tei_body(req, results)
+                if tei
                 else protocol.vllm_body(req, results, owner.served_model, tokens)
             )
             status = 200
@@ -344,8 +355,10 @@ class StandinServer:
             if self._faults.get().mode is FaultMode.LOADING:
                 self._faults.set(Fault())
             self._thread = threading.Thread(
-                target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                name=f"standin-{self._port}", daemon=True,
+                target=httpd.serve_forever,
+                kwargs={"poll_interval": 0.05},
+                name=f"standin-{self._port}",
+                daemon=True,
             )
             self._thread.start()
             self._listening.set()
@@ -442,10 +455,20 @@ class StandinServer:
 
     def models_payload(self) -> dict[str, Any]:
         """``GET /v1/models`` in OpenAI list format, as vLLM answers it."""
-        return {"object": "list", "data": [{
-            "id": self.served_model, "object": "model", "created": 0, "owned_by": "vllm",
-            "root": self.served_model, "parent": None, "max_model_len": self.max_model_len,
-        }]}
+        return {
+            "object": "list",
+            "data": [
+                {
+                    "id": self.served_model,
+                    "object": "model",
+                    "created": 0,
+                    "owned_by": "vllm",
+                    "root": self.served_model,
+                    "parent": None,
+                    "max_model_len": self.max_model_len,
+                }
+            ],
+        }
 
     @property
     def request_log(self) -> list[RecordedRequest]:

@@ -188,8 +188,9 @@ def test_read_published_fields(ready_data: dict[str, str], not_ready_data: dict[
 # --- malformed configs ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("key", ["endpoint", "model", "ready", "generation", "milvus-function.json",
-                                 "milvus-lite-function.json"])
+@pytest.mark.parametrize(
+    "key", ["endpoint", "model", "ready", "generation", "milvus-function.json", "milvus-lite-function.json"]
+)
 def test_missing_key_is_named(ready_data: dict[str, str], key: str) -> None:
     del ready_data[key]
     with pytest.raises(RankerConfigError, match=f"lacks key\\(s\\) {key}"):
@@ -236,8 +237,13 @@ def test_unsupported_source_type() -> None:
 
 @pytest.mark.parametrize(
     ("queries", "match"),
-    [([], "must not be empty"), ((), "must not be empty"), ([QUERY, 3], r"item\(s\) \[1\]"),
-     (b"bytes", "string or a list"), (None, "string or a list")],
+    [
+        ([], "must not be empty"),
+        ((), "must not be empty"),
+        ([QUERY, 3], r"item\(s\) \[1\]"),
+        (b"bytes", "string or a list"),
+        (None, "string or a list"),
+    ],
 )
 def test_bad_queries(ready_data: dict[str, str], queries: Any, match: str) -> None:
     with pytest.raises(ValueError, match=match):
@@ -316,7 +322,8 @@ class FakeApiServer:
         self.requests: list[tuple[str, str]] = []
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     @property
     def url(self) -> str:
@@ -363,8 +370,14 @@ class FakeApiServer:
 
 
 def _status(code: int, reason: str, message: str) -> dict[str, Any]:
-    return {"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": message,
-            "reason": reason, "code": code}
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "code": code,
+    }
 
 
 @pytest.fixture
@@ -373,7 +386,8 @@ def api_server(pipeline: RerankPipeline) -> Iterator[FakeApiServer]:
         config = initial_config(pipeline).marked(ready=True, reason="Healthy")
         server.configmaps[("apps", "bge-base-ranker")] = render_published_configmap(pipeline, config, "apps")
         server.configmaps[("apps", "waiting-ranker")] = render_published_configmap(
-            pipeline, initial_config(pipeline), "apps")
+            pipeline, initial_config(pipeline), "apps"
+        )
         server.forbidden.add(("secret-ns", "bge-base-ranker"))
         yield server
 
@@ -394,7 +408,8 @@ def test_configmap_via_api_client(
     assert fn == load_ranker(ready_data, QUERY, target="milvus-lite")
     assert api_server.requests == [("GET", "/api/v1/namespaces/apps/configmaps/bge-base-ranker")]
     assert read_published(("apps", "bge-base-ranker"), kube_client=api_client).source == (
-        "ConfigMap apps/bge-base-ranker")
+        "ConfigMap apps/bge-base-ranker"
+    )
 
 
 def test_configmap_via_core_v1_api(api_client: Any) -> None:
@@ -424,7 +439,9 @@ def test_configmap_default_client_from_kubeconfig(
 ) -> None:
     """With no client given, the kubeconfig is loaded (not in a pod: no in-cluster env)."""
     kubeconfig = {
-        "apiVersion": "v1", "kind": "Config", "current-context": "loopback",
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": "loopback",
         "clusters": [{"name": "loopback", "cluster": {"server": api_server.url}}],
         "users": [{"name": "dev", "user": {"token": "t"}}],
         "contexts": [{"name": "loopback", "context": {"cluster": "loopback", "user": "dev"}}],

@@ -65,12 +65,22 @@ def test_auth_failures(status: int) -> None:
     ("status", "body", "message"),
     [
         (404, b'{"detail": "Not Found"}', "HTTPStatus 404: Not Found"),
-        (404, b'{"error": {"message": "The model `x` does not exist.", "type": "NotFoundError", '
-              b'"param": "model", "code": 404}}', "HTTPStatus 404: The model `x` does not exist."),
-        (400, b'{"object": "error", "message": "too long", "type": "BadRequestError"}',
-         "HTTPStatus 400: too long"),
-        (413, b'{"error": "batch size 64 > maximum allowed batch size 32", "error_type": "Validation"}',
-         "HTTPStatus 413: batch size 64 > maximum allowed batch size 32"),
+        (
+            404,
+            b'{"error": {"message": "The model `x` does not exist.", "type": "NotFoundError", '
+            b'"param": "model", "code": 404}}',
+            "HTTPStatus 404: The model `x` does not exist.",
+        ),
+        (
+            400,
+            b'{"object": "error", "message": "too long", "type": "BadRequestError"}',
+            "HTTPStatus 400: too long",
+        ),
+        (
+            413,
+            b'{"error": "batch size 64 > maximum allowed batch size 32", "error_type": "Validation"}',
+            "HTTPStatus 413: batch size 64 > maximum allowed batch size 32",
+        ),
         (500, b"Internal\n   Server Error", "HTTPStatus 500: Internal Server Error"),
         (503, b"", "HTTPStatus 503: <empty body>"),
         (302, b"", "HTTPStatus 302: <empty body>"),
@@ -124,7 +134,8 @@ def test_malformed_responses(body: bytes, detail: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "scores", [{0: 0.1, 1: 0.9}, {0: 0.1, 1: 0.9, 2: 0.2, 3: 0.3}, {}],
+    "scores",
+    [{0: 0.1, 1: 0.9}, {0: 0.1, 1: 0.9, 2: 0.2, 3: 0.3}, {}],
     ids=["fewer", "more", "none"],
 )
 def test_wrong_result_count(scores: dict[int, float]) -> None:

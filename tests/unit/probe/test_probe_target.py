@@ -51,9 +51,14 @@ def test_credentials_in_url_are_refused_without_echoing_them() -> None:
 def test_target_validation_and_secret_repr() -> None:
     t = ProbeTarget("http://rr:8000", api_key="s3cret")
     assert "s3cret" not in repr(t)
-    for kw, match in [({"engine": "onnx"}, "engine"), ({"timeout_s": 0}, "timeout_s"),
-                      ({"timeout_s": float("nan")}, "timeout_s"), ({"max_latency_ms": 0}, "max_latency"),
-                      ({"truncate_prompt_tokens": -2}, "truncate"), ({"api_key": ""}, "api_key")]:
+    for kw, match in [
+        ({"engine": "onnx"}, "engine"),
+        ({"timeout_s": 0}, "timeout_s"),
+        ({"timeout_s": float("nan")}, "timeout_s"),
+        ({"max_latency_ms": 0}, "max_latency"),
+        ({"truncate_prompt_tokens": -2}, "truncate"),
+        ({"api_key": ""}, "api_key"),
+    ]:
         with pytest.raises(ValueError, match=match):
             ProbeTarget("http://rr:8000", **kw)  # type: ignore[arg-type]
 
@@ -61,11 +66,18 @@ def test_target_validation_and_secret_repr() -> None:
 def test_request_body_is_what_milvus_sends() -> None:
     canary = Canary("q", ("a", "b"), 1)
     assert request_body(ProbeTarget("http://rr:1", canary=canary, served_model="m")) == {
-        "query": "q", "documents": ["a", "b"]}  # no model field, like Milvus
+        "query": "q",
+        "documents": ["a", "b"],
+    }  # no model field, like Milvus
     assert request_body(ProbeTarget("http://rr:1", canary=canary, truncate_prompt_tokens=256)) == {
-        "query": "q", "documents": ["a", "b"], "truncate_prompt_tokens": 256}
+        "query": "q",
+        "documents": ["a", "b"],
+        "truncate_prompt_tokens": 256,
+    }
     assert request_body(ProbeTarget("http://rr:1", canary=canary, engine="tei")) == {
-        "query": "q", "texts": ["a", "b"]}
+        "query": "q",
+        "texts": ["a", "b"],
+    }
     tei_truncating = ProbeTarget("http://rr:1", canary=canary, engine="tei", truncate_prompt_tokens=-1)
     assert request_body(tei_truncating) == {"query": "q", "texts": ["a", "b"], "truncate": True}
 

@@ -12,9 +12,21 @@ from rerank_operator.probe import FAILURE_REASONS, REASONS, ProbeVerdict, Reason
 from rerank_operator.probe.verdict import failed, healthy
 
 DOCUMENTED = {
-    "ConnectionRefused", "Timeout", "ConnectionError", "HTTPStatus", "Unauthorized", "InvalidJSON",
-    "MalformedResponse", "WrongResultCount", "DuplicateIndex", "IndexOutOfRange", "NonFiniteScore",
-    "WrongTopDocument", "SlowResponse", "ModelNotListed", "InvalidEndpoint",
+    "ConnectionRefused",
+    "Timeout",
+    "ConnectionError",
+    "HTTPStatus",
+    "Unauthorized",
+    "InvalidJSON",
+    "MalformedResponse",
+    "WrongResultCount",
+    "DuplicateIndex",
+    "IndexOutOfRange",
+    "NonFiniteScore",
+    "WrongTopDocument",
+    "SlowResponse",
+    "ModelNotListed",
+    "InvalidEndpoint",
 }
 
 
@@ -25,8 +37,14 @@ def test_reason_vocabulary_is_closed_and_camel_case() -> None:
 
 
 def test_to_dict_is_strict_json() -> None:
-    v = failed(Reason.NON_FINITE_SCORE, "m", scores=(0.5, math.nan, math.inf), ranking=(0, 1, 2),
-               latency_ms=1.23456, status_code=200)
+    v = failed(
+        Reason.NON_FINITE_SCORE,
+        "m",
+        scores=(0.5, math.nan, math.inf),
+        ranking=(0, 1, 2),
+        latency_ms=1.23456,
+        status_code=200,
+    )
     d = v.to_dict()
     text = json.dumps(d, allow_nan=False)
     assert json.loads(text)["scores"] == [0.5, None, None]
