@@ -120,6 +120,7 @@ def load_ranker(
     api_key: str | None = None,
     require_ready: bool = True,
     kube_client: Any = None,
+    endpoint: str | None = None,
 ) -> Function:
     """Build the ``pymilvus.Function`` ranker for one search call.
 
@@ -138,6 +139,9 @@ def load_ranker(
     A config whose ``ready`` is not ``"true"`` raises ``RankerNotReady`` unless ``require_ready=False``
     (then the last published, last-known-good, params are used). Malformed configs raise
     ``RankerConfigError``; bad arguments raise ``ValueError``.
+
+    ``endpoint`` (``scheme://host:port``) replaces the published in-cluster URL, for a reranker reached
+    another way, e.g. Milvus Lite on a laptop through ``kubectl port-forward svc/<name>-reranker 8000``.
     """
     target = _check_target(target)
     query_list = _check_queries(queries)
@@ -146,6 +150,11 @@ def load_ranker(
     if require_ready:
         published.require_ready()
     raw = published.function_dict(target)
+    if endpoint is not None:
+        base = _check_endpoint(endpoint)
+        raw["params"]["base_url" if target == "milvus-lite" else "endpoint"] = (
+            f"{base}/v2" if target == "milvus-lite" else base
+        )
     raw["params"]["queries"] = query_list
     if key is not None:
         raw["params"]["api_key"] = key
@@ -153,6 +162,18 @@ def load_ranker(
 
 
 # --- arguments ---------------------------------------------------------------------------------------
+
+
+def _check_endpoint(endpoint: str) -> str:
+    """``scheme://host:port`` with no path: Milvus replaces any path with ``/rerank`` anyway."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(endpoint.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"endpoint must look like http://host:port, got {endpoint!r}")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ValueError(f"endpoint must not have a path or query (Milvus adds /rerank), got {endpoint!r}")
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _check_target(target: str) -> Target:

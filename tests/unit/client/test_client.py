@@ -465,3 +465,22 @@ def test_bad_configmap_reference(ref: Any) -> None:
 def test_bad_kube_client() -> None:
     with pytest.raises(TypeError, match="ApiClient or CoreV1Api"):
         load_ranker(("apps", "x"), QUERY, kube_client=object())
+
+
+# --- endpoint override (e.g. kubectl port-forward) ----------------------------------------------------
+
+
+def test_endpoint_override_for_milvus_lite(ready_data: dict[str, str]) -> None:
+    fn = load_ranker(ready_data, ["q"], target="milvus-lite", endpoint="http://127.0.0.1:18000/")
+    assert fn.params["base_url"] == "http://127.0.0.1:18000/v2"
+
+
+def test_endpoint_override_for_milvus(ready_data: dict[str, str]) -> None:
+    fn = load_ranker(ready_data, ["q"], endpoint="https://reranker.example:8443")
+    assert fn.params["endpoint"] == "https://reranker.example:8443"
+
+
+@pytest.mark.parametrize("bad", ["127.0.0.1:8000", "ftp://x:1", "http://x:1/rerank", "http://x:1?a=b"])
+def test_endpoint_override_rejects_paths_and_schemes(ready_data: dict[str, str], bad: str) -> None:
+    with pytest.raises(ValueError, match="endpoint"):
+        load_ranker(ready_data, ["q"], endpoint=bad)
