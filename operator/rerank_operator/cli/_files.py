@@ -33,3 +33,33 @@ def load_documents(path: str) -> list[dict[str, Any]]:
 
 def is_pipeline(doc: dict[str, Any]) -> bool:
     return doc.get("kind") == "RerankPipeline"
+
+
+class ParsedFile:
+    """The RerankPipeline documents of a file: the valid ones, and one labelled line per problem."""
+
+    def __init__(self, docs: list[dict[str, Any]]):
+        from rerank_operator.models import InvalidPipeline, RerankPipeline
+
+        self.pipelines: list[RerankPipeline] = []
+        self.problems: list[str] = []
+        self.count = 0
+        for index, doc in enumerate(docs):
+            if not is_pipeline(doc):
+                continue
+            self.count += 1
+            try:
+                self.pipelines.append(RerankPipeline.from_body(doc))
+            except InvalidPipeline as exc:
+                self.problems += [f"{_label(doc, index)}: {p}" for p in exc.problems]
+
+
+def parse_pipelines(path: str) -> ParsedFile:
+    """Raises ``FileError`` when the file cannot be read or parsed as YAML at all."""
+    return ParsedFile(load_documents(path))
+
+
+def _label(doc: dict[str, Any], index: int) -> str:
+    meta = doc.get("metadata")
+    name = meta.get("name") if isinstance(meta, dict) else None
+    return f"RerankPipeline/{name}" if name else f"document {index + 1}"

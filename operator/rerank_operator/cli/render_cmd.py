@@ -19,34 +19,23 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rerank_operator.cli._files import FileError, is_pipeline, load_documents
+    from rerank_operator.cli._files import FileError, parse_pipelines
     from rerank_operator.manifests import render_all
-    from rerank_operator.models import InvalidPipeline, RerankPipeline
     from rerank_operator.settings import cluster_domain
     from rerank_operator.yamlio import dump_all
 
     try:
-        docs = load_documents(args.filename)
+        parsed = parse_pipelines(args.filename)
     except FileError as exc:
         print(exc, file=sys.stderr)
         return 2
-    manifests = []
-    failed = False
-    for doc in docs:
-        if not is_pipeline(doc):
-            continue
-        try:
-            pipeline = RerankPipeline.from_body(doc)
-        except InvalidPipeline as exc:
-            failed = True
-            for problem in exc.problems:
-                print(problem, file=sys.stderr)
-            continue
-        manifests += render_all(pipeline, args.cluster_domain or cluster_domain())
-    if failed:
+    for problem in parsed.problems:
+        print(problem, file=sys.stderr)
+    if parsed.problems:
         return 1
-    if not manifests:
+    if not parsed.pipelines:
         print(f"{args.filename}: no RerankPipeline documents found", file=sys.stderr)
         return 1
-    sys.stdout.write(dump_all(manifests))
+    domain = args.cluster_domain or cluster_domain()
+    sys.stdout.write(dump_all(m for p in parsed.pipelines for m in render_all(p, domain)))
     return 0

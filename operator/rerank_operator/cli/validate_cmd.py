@@ -13,37 +13,19 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rerank_operator.cli._files import FileError, is_pipeline, load_documents
-    from rerank_operator.models import InvalidPipeline, RerankPipeline
+    from rerank_operator.cli._files import FileError, parse_pipelines
 
     try:
-        docs = load_documents(args.filename)
+        parsed = parse_pipelines(args.filename)
     except FileError as exc:
         print(exc, file=sys.stderr)
         return 2
-    problems: list[str] = []
-    checked = 0
-    for index, doc in enumerate(docs):
-        if not is_pipeline(doc):
-            continue
-        checked += 1
-        label = _label(doc, index)
-        try:
-            RerankPipeline.from_body(doc)
-        except InvalidPipeline as exc:
-            problems += [f"{label}: {p}" for p in exc.problems]
-    if checked == 0:
+    if parsed.count == 0:
         print(f"{args.filename}: no RerankPipeline documents found (kind: RerankPipeline)", file=sys.stderr)
         return 1
-    for line in problems:
+    for line in parsed.problems:
         print(line)
-    if problems:
+    if parsed.problems:
         return 1
-    print(f"{args.filename}: {checked} RerankPipeline(s) valid", file=sys.stderr)
+    print(f"{args.filename}: {parsed.count} RerankPipeline(s) valid", file=sys.stderr)
     return 0
-
-
-def _label(doc: dict[str, object], index: int) -> str:
-    meta = doc.get("metadata")
-    name = meta.get("name") if isinstance(meta, dict) else None
-    return f"RerankPipeline/{name}" if name else f"document {index + 1}"
