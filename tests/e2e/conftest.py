@@ -45,11 +45,13 @@ from rerank_operator.sandbox import (
     KubectlError,
     Sandbox,
     default_crds_dir,
+    default_nodes,
     ensure_binaries,
 )
 
 E2E_DIR = Path(__file__).parent
 EXTERNAL_ENV = "RERANK_E2E_KUBECONFIG"
+E2E_GPUS_PER_NODE = 12
 _build_error: list[BaseException] = []
 _sandboxes: list[Sandbox] = []
 
@@ -100,7 +102,11 @@ def bare_cluster() -> Iterator[ClusterClient]:
     if external:
         yield ClusterClient(Path(external))
         return
-    with Sandbox(crds=None) as sb:
+    # Several modules share this cluster and pods of deleted pipelines release their GPUs only when
+    # their namespaces are gone, so the suite's nodes are bigger than the sandbox default (4 each).
+    with Sandbox(
+        crds=None, nodes=default_nodes(gpu_nodes=2, cpu_nodes=1, gpus_per_node=E2E_GPUS_PER_NODE)
+    ) as sb:
         _sandboxes.append(sb)
         try:
             yield sb

@@ -95,9 +95,13 @@ def test_apiserver_healthy(cluster: ClusterClient) -> None:
 
 def test_fake_gpu_nodes(cluster: ClusterClient, fake_gpu_nodes: list[dict[str, Any]]) -> None:
     assert len(fake_gpu_nodes) >= 2
+    declared = {n.name: n for n in cluster.nodes} if isinstance(cluster, Sandbox) else {}
     for node in fake_gpu_nodes:
-        assert node["status"]["allocatable"][GPU_RESOURCE] == "4"
-        assert node["status"]["capacity"][GPU_RESOURCE] == "4"
+        gpus = node["status"]["allocatable"][GPU_RESOURCE]
+        assert int(gpus) >= 4
+        assert node["status"]["capacity"][GPU_RESOURCE] == gpus
+        if node["metadata"]["name"] in declared:
+            assert int(gpus) == declared[node["metadata"]["name"]].gpus
         assert {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"} in node["spec"]["taints"]
         assert condition(node, "Ready") is not None
         assert condition(node, "Ready")["status"] == "True"  # type: ignore[index]

@@ -319,6 +319,10 @@ def test_api_key_secret_and_cross_namespace_publish(env: Env) -> None:
 
 def test_namespaced_mode_with_roles_only(cluster: ClusterClient, sandbox: Sandbox, work: Path) -> None:
     """``watchNamespaces``: Roles only (no ClusterRole), ``run -n NS``; publishes into a ConfigMap-only namespace."""
+    # One operator per object: the module's cluster-wide operator (the `env` fixture) would also
+    # reconcile this pipeline, without the stand-in mapping, and the two would fight over its status.
+    for other in [p for p in sandbox.processes if p.startswith("operator-sa-")]:
+        sandbox.stop_process(other)
     suffix = uuid.uuid4().hex[:6]
     operator_ns, watched, publish_ns = f"rerank-system-{suffix}", f"rr-team-{suffix}", f"rr-apps-{suffix}"
     name = "bge-team"

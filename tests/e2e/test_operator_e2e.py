@@ -11,6 +11,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,7 +31,10 @@ from rerank_operator.sandbox import ClusterClient
 from rerank_operator.standin.server import StandinServer
 
 SUFFIX = uuid.uuid4().hex[:6]
-NS = {key: f"op-{key}-{SUFFIX}" for key in ("apply", "gpus", "edit", "life", "extra", "status", "restart")}
+NS = {
+    key: f"op-{key}-{SUFFIX}"
+    for key in ("apply", "gpus", "edit", "life", "extra", "status", "restart", "lite")
+}
 # (pipeline name, namespace) pairs the operator will probe through the stand-in
 PIPELINES = [
     ("bge-base", NS["apply"]),
@@ -39,6 +43,7 @@ PIPELINES = [
     ("life", NS["life"]),
     ("keep", NS["status"]),
     ("restart", NS["restart"]),
+    ("lite", NS["lite"]),
 ]
 SERVED = "BAAI/bge-reranker-base"
 READY_TIMEOUT = 90
@@ -79,14 +84,20 @@ def rrp(cluster: ClusterClient, name: str, ns: str) -> dict[str, Any] | None:
 
 
 def wait_ready(cluster: ClusterClient, op: OperatorProcess, name: str, ns: str) -> dict[str, Any]:
+    seen: list[dict[str, Any] | None] = [None]
+
     def ready() -> dict[str, Any] | None:
-        obj = rrp(cluster, name, ns)
+        obj = seen[0] = rrp(cluster, name, ns)
         c = condition(obj, "Ready")
         return obj if c and c["status"] == "True" else None
 
-    result: dict[str, Any] = wait_until(
-        ready, timeout=READY_TIMEOUT, what=f"{ns}/{name} Ready=True", operator=op
-    )
+    try:
+        result: dict[str, Any] = wait_until(
+            ready, timeout=READY_TIMEOUT, what=f"{ns}/{name} Ready=True", operator=op
+        )
+    except AssertionError as exc:
+        status = json.dumps((seen[0] or {}).get("status"), indent=1)
+        raise AssertionError(f"{ns}/{name} status at timeout:\n{status}\n{exc}") from None
     return result
 
 
@@ -150,7 +161,7 @@ def test_apply_example_with_kubectl(cluster: ClusterClient, operator: OperatorPr
 
 def test_too_few_gpus_explains_pending(cluster: ClusterClient, operator: OperatorProcess) -> None:
     ns = NS["gpus"]
-    apply(cluster, pipeline_manifest("greedy", ns, resources={"gpus": 8}))
+    apply(cluster, pipeline_manifest("greedy", ns, resources={"gpus": 16}))  # more than any node has
 
     def explained() -> str | None:
         c = condition(rrp(cluster, "greedy", ns), "Ready")
@@ -361,3 +372,71 @@ def test_status_survives_pruning_and_restart_converges(
         )
     pods = (get_json(cluster, "pods", "-n", rns, "-l", selector) or {}).get("items", [])
     assert len([p for p in pods if not p["metadata"].get("deletionTimestamp")]) == 1
+
+
+@pytest.mark.milvus
+def test_published_config_drives_milvus_lite_search(
+    cluster: ClusterClient, operator: OperatorProcess, standin: StandinServer, tmp_path: Path
+) -> None:
+    """The ConfigMap the operator published on the real apiserver, read through the API by
+    ``load_ranker((namespace, name))``, reranks a real Milvus Lite search via the stand-in.
+
+    Milvus Lite runs here, outside the cluster, so it reaches the reranker the way a developer would
+    through ``kubectl port-forward``: ``endpoint=`` points at the loopback stand-in.
+    """
+    from kubernetes import config as kube_config
+    from pymilvus import DataType, MilvusClient
+
+    from rerank_operator.client import load_ranker, read_published
+    from rerank_operator.standin.scoring import relevance
+
+    ns = NS["lite"]
+    apply(cluster, pipeline_manifest("lite", ns))
+    wait_ready(cluster, operator, "lite", ns)
+    api = kube_config.new_client_from_config(config_file=str(cluster.kubeconfig))
+    published_cfg = read_published((ns, "lite-ranker"), kube_client=api)
+    assert published_cfg.ready
+    assert published_cfg.endpoint == f"http://lite-reranker.{ns}.svc.cluster.local:8000"
+
+    docs = [
+        "Bananas are rich in potassium.",
+        "The Eiffel Tower is in Paris, the capital of France.",
+        "Paris is the capital and largest city of France.",
+        "Binary search trees keep keys sorted.",
+    ]
+    query = "What is the capital of France?"
+    client = MilvusClient(str(tmp_path / "milvus.db"))
+    try:
+        schema = client.create_schema(auto_id=False)
+        schema.add_field("id", DataType.INT64, is_primary=True)
+        schema.add_field("embedding", DataType.FLOAT_VECTOR, dim=4)
+        schema.add_field("document", DataType.VARCHAR, max_length=512)
+        index = client.prepare_index_params()
+        index.add_index("embedding", index_type="AUTOINDEX", metric_type="COSINE")
+        client.create_collection("docs", schema=schema, index_params=index)
+        # vectors put the documents in index order for the query vector, unlike their relevance
+        vectors = [[1.0, 0.0, 0.0, 0.0], [0.9, 0.1, 0.0, 0.0], [0.8, 0.2, 0.0, 0.0], [0.7, 0.3, 0.0, 0.0]]
+        client.insert(
+            "docs",
+            [
+                {"id": i, "embedding": v, "document": d}
+                for i, (v, d) in enumerate(zip(vectors, docs, strict=True))
+            ],
+        )
+        ranker = load_ranker(
+            (ns, "lite-ranker"), [query], target="milvus-lite", kube_client=api, endpoint=standin.url
+        )
+        hits = client.search(
+            "docs",
+            data=[[1.0, 0.0, 0.0, 0.0]],
+            anns_field="embedding",
+            limit=4,
+            output_fields=["document"],
+            ranker=ranker,
+        )[0]
+    finally:
+        client.close()
+    got = [h["entity"]["document"] for h in hits]
+    expected = sorted(docs, key=lambda d: (-relevance(query, d), docs.index(d)))
+    assert got == expected
+    assert got != docs  # the reranker, not the vector order, decided
