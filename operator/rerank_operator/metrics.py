@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -44,12 +47,23 @@ PUBLISH_EVENTS = Counter(
 def pipelines_by_ready() -> dict[str, int]:
     """Pipeline counts by ready state, derived from the per-pipeline gauge."""
     counts = {"true": 0, "false": 0}
-    for metric in REGISTRY.collect():
-        if metric.name != "rerank_operator_pipeline_ready":
-            continue
+    for metric in PIPELINE_READY.collect():
         for sample in metric.samples:
             counts["true" if sample.value >= 1 else "false"] += 1
     return counts
+
+
+class _PipelinesByReady(Collector):
+    """``rerank_operator_pipelines{ready="true|false"}``: computed at scrape time, never stale."""
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily("rerank_operator_pipelines", "Pipelines by ready state.", labels=["ready"])
+        for ready, count in pipelines_by_ready().items():
+            family.add_metric([ready], count)
+        yield family
+
+
+REGISTRY.register(_PipelinesByReady())
 
 
 def forget_pipeline(namespace: str, pipeline: str) -> None:

@@ -9,8 +9,10 @@ the apiserver, the controllers, the scheduler, kwok's fake GPU nodes and the ope
 from __future__ import annotations
 
 import json
+import socket
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -45,10 +47,17 @@ class OperatorProcess:
         }
         self.proc: ManagedProcess | None = None
         self.starts = 0
+        self.metrics_port = free_port()
 
     def start(self) -> None:
         self.starts += 1
-        argv = [str(Path(sys.executable).parent / "rerank-operator"), "run", "-A", "--verbose"]
+        argv = [
+            str(Path(sys.executable).parent / "rerank-operator"),
+            "run",
+            "-A",
+            "--verbose",
+            f"--metrics-port={self.metrics_port}",
+        ]
         self.proc = ManagedProcess(
             "operator", argv, log_path=self.log_dir / f"operator-{self.starts}.log", env=self.env, cwd=REPO
         )
@@ -72,6 +81,19 @@ class OperatorProcess:
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.alive()
+
+    def metrics(self) -> str:
+        """The operator's Prometheus exposition, scraped over loopback."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as resp:
+            text: str = resp.read().decode()
+            return text
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def wait_until(

@@ -158,6 +158,18 @@ def test_apply_example_with_kubectl(cluster: ClusterClient, operator: OperatorPr
     assert obj["status"]["observedGeneration"] == obj["metadata"]["generation"]
     assert obj["status"]["readyReplicas"] == 1
 
+    text = operator.metrics()
+    labels = f'namespace="{ns}",pipeline="bge-base"'
+    assert f"rerank_operator_pipeline_ready{{{labels}}} 1.0" in text
+    count = next(
+        line
+        for line in text.splitlines()
+        if line.startswith(f"rerank_operator_probe_latency_seconds_count{{{labels}}}")
+    )
+    assert float(count.split()[-1]) >= 1
+    assert 'rerank_operator_reconciles_total{result="ok"}' in text
+    assert 'rerank_operator_pipelines{ready="true"}' in text
+
 
 def test_too_few_gpus_explains_pending(cluster: ClusterClient, operator: OperatorProcess) -> None:
     ns = NS["gpus"]

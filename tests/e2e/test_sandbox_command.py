@@ -1,0 +1,83 @@
+"""`rerank-operator sandbox`, the newcomer's "run it" command, as a user runs it.
+
+It starts its own cluster (with the cached binaries), the stand-in and the operator, applies the
+minimal example, prints how to look at it, and stops everything on SIGINT.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from rerank_operator.sandbox.procs import live_group_members
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_sandbox_command_runs_example_and_stops_on_sigint(sandbox: object, tmp_path: Path) -> None:
+    # `sandbox` only ensures the binaries exist and that this is not an external-cluster run
+    exe = Path(sys.executable).parent / "rerank-operator"
+    kubeconfig = tmp_path / "kubeconfig"
+    log = (tmp_path / "sandbox.err").open("w")
+    proc = subprocess.Popen(
+        [str(exe), "sandbox", "--kubeconfig-out", str(kubeconfig)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=log,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        err = ""
+        while time.monotonic() < deadline and "press Ctrl-C" not in err:
+            assert proc.poll() is None, (tmp_path / "sandbox.err").read_text()
+            time.sleep(1)
+            err = (tmp_path / "sandbox.err").read_text()
+        assert "press Ctrl-C" in err, err
+        assert "bge-base" in err and "True" in err, f"example not Ready:\n{err}"
+        kubectl = Path(sys.executable).parent / "kubectl"
+        env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
+        ready = subprocess.run(
+            [str(kubectl), "get", "configmap", "bge-base-ranker", "-o", "jsonpath={.data.ready}"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert ready.stdout == "true", ready.stderr
+
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+        assert proc.returncode == 0, (tmp_path / "sandbox.err").read_text()
+        assert f"KUBECONFIG={kubeconfig} kubectl get rrp -o wide" in out
+        assert not live_group_members(proc.pid), "sandbox left processes behind"
+        workdir = re.search(r"logs in (/\S+)/logs", err)
+        assert workdir is not None, err
+        assert _processes_mentioning(workdir.group(1)) == [], "sandbox components survived SIGINT"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    """PIDs whose command line or environment names ``text`` (the sandbox's workdir)."""
+    needle = text.encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            blob = (entry / "cmdline").read_bytes() + (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if needle in blob:
+            found.append(int(entry.name))
+    return found
