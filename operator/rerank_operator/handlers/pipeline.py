@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 TICK_SECONDS = 1.0  # how often the daemon checks whether a resync or probe is due
 MAX_BACKOFF_SECONDS = 60.0  # cap of the retry delay after failed passes
+UNSETTLED_RESYNC_SECONDS = 5.0  # resync period while a pipeline is rolling out or failing
 
 
 @kopf.on.startup()
@@ -87,7 +88,12 @@ async def monitor(stopped: kopf.DaemonStopped, body: kopf.Body, memo: kopf.Memo,
     while not stopped:
         now = time.monotonic()
         generation = body.get("metadata", {}).get("generation")
-        resync_due = now - last_resync >= reconciler.config.resync_seconds or generation != last_generation
+        period = (
+            reconciler.config.resync_seconds
+            if state.settled
+            else min(UNSETTLED_RESYNC_SECONDS, reconciler.config.resync_seconds)
+        )
+        resync_due = now - last_resync >= period or generation != last_generation
         probe_due = state.last_probe_at is None or now - state.last_probe_at >= _interval(body)
         if (resync_due or probe_due) and now >= retry_at:
             try:

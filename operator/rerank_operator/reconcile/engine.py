@@ -74,6 +74,9 @@ class PipelineState:
     published_time: str | None = None
     status: dict[str, Any] | None = None
     seeded: bool = False
+    # True when only a spec change (or drift) can change the outcome: verified, invalid or rejected.
+    # While not settled, the daemon resyncs faster so rollouts are noticed promptly without watches.
+    settled: bool = False
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,7 @@ class Reconciler:
             except InvalidPipeline as exc:
                 metrics.RECONCILES.labels("invalid").inc()
                 await self._write_invalid(raw, state, exc.problems)
+                state.settled = True
                 return
             try:
                 await self._reconcile_valid(raw, pipeline, state, probe=probe)
@@ -203,6 +207,7 @@ class Reconciler:
         conditions = merge_conditions(previous, desired_conditions(obs), generation=generation, now=utcnow())
         status = {"observedGeneration": generation, "conditions": conditions, **status_fields(obs)}
         metrics.PIPELINE_READY.labels(ns, pipeline.name).set(1 if obs.verified else 0)
+        state.settled = obs.verified or bool(apply_errors)
         await self._write_status(raw, state, status)
 
     async def _apply_all(self, manifests: list[dict[str, Any]]) -> list[str]:
