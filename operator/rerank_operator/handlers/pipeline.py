@@ -94,8 +94,7 @@ async def monitor(stopped: kopf.DaemonStopped, body: kopf.Body, memo: kopf.Memo,
             else min(UNSETTLED_RESYNC_SECONDS, reconciler.config.resync_seconds)
         )
         resync_due = now - last_resync >= period or generation != last_generation
-        probe_due = state.last_probe_at is None or now - state.last_probe_at >= _interval(body)
-        if (resync_due or probe_due) and now >= retry_at:
+        if (resync_due or state.probe_due(now)) and now >= retry_at:
             try:
                 await reconciler.reconcile(body, state, probe=True)
                 last_resync, last_generation = now, generation
@@ -112,13 +111,6 @@ async def monitor(stopped: kopf.DaemonStopped, body: kopf.Body, memo: kopf.Memo,
         # a cancellation racing the time limit of ``stopped.wait()`` escapes as TimeoutError (which
         # then fails kopf.operator() at shutdown). Cancellation of a sleep is clean.
         await asyncio.sleep(TICK_SECONDS)
-
-
-def _interval(body: kopf.Body) -> float:
-    try:
-        return float(body.get("spec", {}).get("probe", {}).get("intervalSeconds") or 30)
-    except (TypeError, ValueError):
-        return 30.0
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL, id="cleanup")

@@ -9,6 +9,7 @@ fields other controllers own (e.g. a Service's clusterIP) are left alone.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 from typing import Any
@@ -161,13 +162,8 @@ class KubeApi:
 
     async def read_secret_key(self, namespace: str, name: str, key: str) -> str | None:
         """One key of a Secret, decoded; ``None`` if the Secret or key is missing. Never logged."""
-        import base64
-
         secret = await self.get("Secret", namespace, name)
         if secret is None:
             return None
-        raw = (secret.get("data") or {}).get(key)
-        if raw is None:
-            string_data = (secret.get("stringData") or {}).get(key)
-            return str(string_data) if string_data is not None else None
-        return base64.b64decode(raw).decode("utf-8").strip()
+        raw = (secret.get("data") or {}).get(key)  # stringData is write-only: reads only have data
+        return None if raw is None else base64.b64decode(raw).decode("utf-8").strip()

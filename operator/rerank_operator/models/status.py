@@ -8,8 +8,6 @@ from pydantic import Field
 
 from rerank_operator.models.base import ApiModel
 
-ConditionType = Literal["Ready", "Progressing", "Degraded", "Stalled", "Probed", "Published"]
-
 
 class Condition(ApiModel):
     """A standard Kubernetes condition (metav1.Condition shape)."""

@@ -81,8 +81,6 @@ def desired_conditions(obs: Observation) -> list[Desired]:
     degraded_msgs: list[str] = []
     if obs.published is not None and not obs.healthy:
         degraded_msgs.append(f"published reranker failing its canary: {ready.message}")
-    if 0 < obs.workload.ready < obs.desired_replicas and obs.workload.rolled_out is False and obs.verified:
-        degraded_msgs.append(f"{obs.workload.ready}/{obs.desired_replicas} pods ready")
     degraded_msgs += obs.publish_errors
     degraded = (
         Desired(

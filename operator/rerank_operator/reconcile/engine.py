@@ -13,12 +13,12 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from rerank_operator import metrics
 from rerank_operator.events import post_event
 from rerank_operator.kube import ApiError, KubeApi
-from rerank_operator.models import InvalidPipeline, RerankPipeline
+from rerank_operator.models import InvalidPipeline, RerankPipeline, RerankPipelineStatus
 from rerank_operator.probe import DEFAULT_CANARY, Canary, HostResolver, ProbeTarget, probe_reranker
 from rerank_operator.publish import (
     AWAITING_FIRST_PROBE,
@@ -37,7 +37,7 @@ from rerank_operator.reconcile.decide import (
 from rerank_operator.reconcile.tracker import ProbeTracker
 from rerank_operator.reconcile.workload import WorkloadState, observe_workload
 from rerank_operator.render import child_names, render_workload, selector_labels
-from rerank_operator.render.naming import PIPELINE_LABEL
+from rerank_operator.render.naming import PIPELINE_LABEL, PIPELINE_NAMESPACE_LABEL, published_name
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class PipelineState:
     """Per-pipeline memory between passes (kopf's per-object memo holds one)."""
 
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    tracker: ProbeTracker | None = None
+    tracker: ProbeTracker = field(default_factory=ProbeTracker)
     last_probe: dict[str, Any] | None = None
     last_probe_at: float | None = None
     last_probe_generation: int | None = None
@@ -77,6 +77,11 @@ class PipelineState:
     # True when only a spec change (or drift) can change the outcome: verified, invalid or rejected.
     # While not settled, the daemon resyncs faster so rollouts are noticed promptly without watches.
     settled: bool = False
+    probe_interval_seconds: float = 30.0  # from the last valid spec, for the daemon's schedule
+
+    def probe_due(self, now: float) -> bool:
+        """Interval-based part of the schedule; ``Reconciler`` adds rollout-driven checks."""
+        return self.last_probe_at is None or now - self.last_probe_at >= self.probe_interval_seconds
 
 
 @dataclass(frozen=True)
@@ -148,6 +153,8 @@ class Reconciler:
         generation = pipeline.metadata.generation or 0
         spec = pipeline.spec
 
+        desired = initial_config(pipeline, self.config.cluster_domain)  # what this spec would publish
+        state.probe_interval_seconds = spec.probe.interval_seconds
         apply_errors = await self._apply_all(render_workload(pipeline))
 
         deployment = await self.kube.get("Deployment", ns, names.deployment)
@@ -155,15 +162,14 @@ class Reconciler:
         pods = await self.kube.list("Pod", ns, selector)
         workload = observe_workload(deployment, pods, spec.replicas)
 
-        tracker = state.tracker or ProbeTracker()
-        state.tracker = tracker
+        tracker = state.tracker
         verdict_ok = False
         if probe and self._probe_due(state, pipeline, workload):
-            verdict_ok = await self._probe(pipeline, workload, tracker, state)
+            verdict_ok = await self._probe(pipeline, desired.endpoint, workload, state)
 
         if verdict_ok and tracker.healthy and workload.rolled_out:
-            candidate = initial_config(pipeline, self.config.cluster_domain)
-            if state.published is None or _differs(state.published, candidate):
+            candidate = desired
+            if state.published is None or state.published.to_status() != candidate.to_status():
                 first = state.published is None
                 state.published = candidate
                 state.published_time = utcnow()
@@ -179,15 +185,14 @@ class Reconciler:
 
         published_ready = tracker.healthy and spec.replicas > 0 and state.published is not None
         reason = self._not_ready_reason(spec.replicas, tracker, state)
-        base = state.published or initial_config(pipeline, self.config.cluster_domain)
-        config = base.marked(ready=published_ready, reason=reason)
+        config = (state.published or desired).marked(ready=published_ready, reason=reason)
         publish_errors = await self._publish(raw, pipeline, config, state)
 
         obs = Observation(
             generation=generation,
             desired_replicas=spec.replicas,
             workload=workload,
-            endpoint=initial_config(pipeline, self.config.cluster_domain).endpoint,
+            endpoint=desired.endpoint,
             served_model=spec.model.effective_served_name,
             healthy=tracker.healthy,
             probed=state.last_probe is not None,
@@ -236,20 +241,20 @@ class Reconciler:
         return time.monotonic() - state.last_probe_at >= pipeline.spec.probe.interval_seconds
 
     async def _probe(
-        self, pipeline: RerankPipeline, workload: WorkloadState, tracker: ProbeTracker, state: PipelineState
+        self, pipeline: RerankPipeline, endpoint: str, workload: WorkloadState, state: PipelineState
     ) -> bool:
         spec = pipeline.spec
         state.last_probe_at = time.monotonic()
         state.last_probe_generation = pipeline.metadata.generation or 0
-        ok, reason, message, latency = await self._run_probe(pipeline, workload)
-        tracker.record(
+        ok, reason, message, latency = await self._run_probe(pipeline, endpoint, workload)
+        state.tracker.record(
             ok,
             reason,
             latency,
             success_threshold=spec.probe.success_threshold,
             failure_threshold=spec.probe.failure_threshold,
         )
-        if latency is not None and reason not in (NO_READY_REPLICAS, SCALED_TO_ZERO, MISSING_SECRET):
+        if latency is not None:  # None when no request was sent (no ready pod, missing secret, ...)
             metrics.PROBE_LATENCY.labels(pipeline.namespace, pipeline.name).observe(latency / 1000.0)
         if not ok:
             metrics.PROBE_FAILURES.labels(pipeline.namespace, pipeline.name, reason).inc()
@@ -263,7 +268,7 @@ class Reconciler:
         return ok
 
     async def _run_probe(
-        self, pipeline: RerankPipeline, workload: WorkloadState
+        self, pipeline: RerankPipeline, endpoint: str, workload: WorkloadState
     ) -> tuple[bool, str, str, float | None]:
         spec = pipeline.spec
         if spec.replicas == 0:
@@ -283,7 +288,7 @@ class Reconciler:
                     None,
                 )
         target = ProbeTarget(
-            endpoint=initial_config(pipeline, self.config.cluster_domain).endpoint,
+            endpoint=endpoint,
             canary=_canary(pipeline),
             engine="vllm",
             api_key=api_key,
@@ -317,7 +322,7 @@ class Reconciler:
                 if exc.transient:
                     raise
                 errors.append(f"cannot publish to namespace {ns}: {exc.message or exc.reason}")
-        await self._remove_stale(raw, pipeline, targets)
+        await self._remove_stale(state, pipeline, targets)
         if (
             previous_ready is not None
             and bool(previous_ready) != config.ready
@@ -327,9 +332,9 @@ class Reconciler:
             metrics.PUBLISH_EVENTS.labels(pipeline.namespace, pipeline.name, event).inc()
         return errors
 
-    async def _remove_stale(self, raw: dict[str, Any], pipeline: RerankPipeline, targets: list[str]) -> None:
+    async def _remove_stale(self, state: PipelineState, pipeline: RerankPipeline, targets: list[str]) -> None:
         """Withdraw copies the spec no longer asks for (namespace dropped or ConfigMap renamed)."""
-        published = ((raw.get("status") or {}).get("published")) or {}
+        published = (state.status or {}).get("published") or {}
         old_name = published.get("configMapName")
         old_namespaces = published.get("namespaces") or []
         current = child_names(pipeline).published
@@ -347,7 +352,7 @@ class Reconciler:
         labels = ((existing or {}).get("metadata") or {}).get("labels") or {}
         if existing is None or labels.get(PIPELINE_LABEL) != pipeline_name:
             return
-        if ns != pipeline_ns and labels.get("rerank.dev/pipeline-namespace") not in (None, pipeline_ns):
+        if ns != pipeline_ns and labels.get(PIPELINE_NAMESPACE_LABEL) not in (None, pipeline_ns):
             return
         await self.kube.delete("ConfigMap", ns, name)
         metrics.PUBLISH_EVENTS.labels(pipeline_ns, pipeline_name, "withdrawn").inc()
@@ -359,7 +364,7 @@ class Reconciler:
         name, ns = meta.get("name", ""), meta.get("namespace", "default")
         spec_publish = ((raw.get("spec") or {}).get("publish")) or {}
         status_published = ((raw.get("status") or {}).get("published")) or {}
-        cm_names = {spec_publish.get("configMapName") or f"{name}-ranker"}
+        cm_names = {published_name(name, spec_publish.get("configMapName"))}
         if status_published.get("configMapName"):
             cm_names.add(status_published["configMapName"])
         namespaces = set(spec_publish.get("namespaces") or []) | set(status_published.get("namespaces") or [])
@@ -371,8 +376,12 @@ class Reconciler:
 
     # ------------------------------------------------------------------------------ status
     async def _write_status(self, raw: dict[str, Any], state: PipelineState, status: dict[str, Any]) -> None:
-        """Patch status only when it differs from what was last seen or written."""
-        new = _compact(status)
+        """Patch status only when it differs from what was last seen or written.
+
+        The status goes through ``RerankPipelineStatus`` first: a field the CRD does not declare would
+        be pruned silently by the apiserver, so here it fails loudly instead.
+        """
+        new = RerankPipelineStatus.model_validate(_compact(status)).to_api()
         old = state.status or {}
         if new == old:
             return
@@ -393,16 +402,11 @@ class Reconciler:
             after.get("reason"),
         ):
             return
-        if after.get("status") == "True":
-            await post_event(self.kube, raw, "Normal", "Ready", str(after.get("message", "")))
-        elif after.get("reason") in _EXPECTED_NOT_READY:
-            await post_event(
-                self.kube, raw, "Normal", str(after.get("reason")), str(after.get("message", ""))
-            )
-        else:
-            await post_event(
-                self.kube, raw, "Warning", str(after.get("reason")), str(after.get("message", ""))
-            )
+        reason = "Ready" if after.get("status") == "True" else str(after.get("reason"))
+        type_: Literal["Normal", "Warning"] = (
+            "Normal" if reason == "Ready" or reason in _EXPECTED_NOT_READY else "Warning"
+        )
+        await post_event(self.kube, raw, type_, reason, str(after.get("message", "")))
 
 
 def _canary(pipeline: RerankPipeline) -> Canary:
@@ -411,16 +415,6 @@ def _canary(pipeline: RerankPipeline) -> Canary:
         return DEFAULT_CANARY
     return Canary(
         query=probe.query, documents=tuple(probe.documents), expected_top_index=probe.expected_top_index or 0
-    )
-
-
-def _differs(a: PublishedConfig, b: PublishedConfig) -> bool:
-    return (a.endpoint, a.model, a.generation, a.function_json, a.lite_function_json) != (
-        b.endpoint,
-        b.model,
-        b.generation,
-        b.function_json,
-        b.lite_function_json,
     )
 
 

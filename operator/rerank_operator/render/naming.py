@@ -34,8 +34,13 @@ def child_names(pipeline: RerankPipeline) -> ChildNames:
         service=f"{name}-reranker",
         cache_pvc=f"{name}-model-cache",
         chat_template=f"{name}-chat-template",
-        published=pipeline.spec.publish.config_map_name or f"{name}-ranker",
+        published=published_name(name, pipeline.spec.publish.config_map_name),
     )
+
+
+def published_name(pipeline_name: str, configured: str | None = None) -> str:
+    """The published ConfigMap's name; also used on deletion, when the spec may no longer parse."""
+    return configured or f"{pipeline_name}-ranker"
 
 
 def labels(pipeline: RerankPipeline, component: str) -> dict[str, str]:
