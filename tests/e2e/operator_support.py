@@ -9,15 +9,13 @@ the apiserver, the controllers, the scheduler, kwok's fake GPU nodes and the ope
 from __future__ import annotations
 
 import json
-import socket
 import sys
-import time
 import urllib.request
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from rerank_operator.sandbox import ClusterClient, ManagedProcess
+from rerank_operator.sandbox import ClusterClient, ManagedProcess, procs
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -47,7 +45,7 @@ class OperatorProcess:
         }
         self.proc: ManagedProcess | None = None
         self.starts = 0
-        self.metrics_port = free_port()
+        self.metrics_port = procs.free_port()
 
     def start(self) -> None:
         self.starts += 1
@@ -89,28 +87,12 @@ class OperatorProcess:
             return text
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def wait_until(
     check: Callable[[], Any], *, timeout: float, what: str, operator: OperatorProcess | None = None
 ) -> Any:
-    """Poll (bounded) until ``check`` returns something truthy; failures quote the operator log."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        if operator is not None and operator.proc is not None and not operator.alive():
-            raise AssertionError(f"operator died while waiting for {what}\n{operator.logs()}")
-        time.sleep(0.5)
-    detail = operator.logs() if operator is not None else ""
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last: {last!r}\n{detail}")
+    """The sandbox's bounded poll, failing fast (with its log) if the operator process dies."""
+    watch = [operator.proc] if operator is not None and operator.proc is not None else []
+    return procs.wait_until(check, timeout=timeout, what=what, interval=0.5, watch=watch)
 
 
 def get_json(cluster: ClusterClient, *args: str) -> dict[str, Any] | None:
