@@ -2,9 +2,9 @@
 
 Apps never hard-code reranker endpoints: they read the published ConfigMap (mounted as a volume, or
 through the Kubernetes API) and get a ``pymilvus.Function`` for ``search(..., ranker=...)`` /
-``hybrid_search(..., ranker=...)``. Only pymilvus and the standard library are imported here; the
-``kubernetes`` client is imported lazily, and only when a ``(namespace, name)`` source is used, so the
-helper works in apps that install ``rerank-operator[client]`` without the operator's dependencies.
+``hybrid_search(..., ranker=...)``. Only pymilvus and the standard library are imported up front; the
+``kubernetes`` client is imported only when a ``(namespace, name)`` source is used, and the probe's
+endpoint parser (with httpx) only for ``endpoint=``, so apps do not load the operator's runtime.
 
 Typical use (see docs/app-usage.md)::
 
@@ -146,18 +146,19 @@ def load_ranker(
     target = _check_target(target)
     query_list = _check_queries(queries)
     key = _resolve_api_key(target, api_key)
+    base_url = None if endpoint is None else _check_endpoint(endpoint)
     published = read_published(source, kube_client=kube_client)
     if require_ready:
         published.require_ready()
     raw = published.function_dict(target)
-    if endpoint is not None:
-        base = _check_endpoint(endpoint)
-        raw["params"]["base_url" if target == "milvus-lite" else "endpoint"] = (
-            f"{base}/v2" if target == "milvus-lite" else base
-        )
-    raw["params"]["queries"] = query_list
+    params = raw["params"]
+    if base_url is not None and target == "milvus-lite":
+        params["base_url"] = f"{base_url}/v2"
+    elif base_url is not None:
+        params["endpoint"] = base_url
+    params["queries"] = query_list
     if key is not None:
-        raw["params"]["api_key"] = key
+        params["api_key"] = key
     return _construct(raw, FUNCTION_KEYS[target], published.source)
 
 
@@ -165,15 +166,11 @@ def load_ranker(
 
 
 def _check_endpoint(endpoint: str) -> str:
-    """``scheme://host:port`` with no path: Milvus replaces any path with ``/rerank`` anyway."""
-    from urllib.parse import urlsplit
+    """``scheme://host:port``, checked by the same rule the operator's probe applies (no path, ...)."""
+    # Imported here, like ``kubernetes``: only this optional argument needs it.
+    from rerank_operator.probe.target import parse_endpoint
 
-    parts = urlsplit(endpoint.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"endpoint must look like http://host:port, got {endpoint!r}")
-    if parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise ValueError(f"endpoint must not have a path or query (Milvus adds /rerank), got {endpoint!r}")
-    return f"{parts.scheme}://{parts.netloc}"
+    return parse_endpoint(endpoint).base_url
 
 
 def _check_target(target: str) -> Target:

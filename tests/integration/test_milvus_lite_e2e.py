@@ -52,6 +52,7 @@ DOCS = [
 ]
 DIM = 4
 QUERY_VECTOR = [1.0, 0.0, 0.0, 0.0]
+VECTOR_ORDER = list(range(len(DOCS)))  # ids by cosine to QUERY_VECTOR, closest first
 
 
 def _vector(i: int) -> list[float]:
@@ -136,9 +137,19 @@ def rerank_calls(server: StandinServer) -> list[RecordedRequest]:
     return [r for r in server.request_log if r.method == "POST" and r.path == "/v2/rerank"]
 
 
-def expected_order(query: str, ids: list[int]) -> list[int]:
-    """The stand-in's own scoring, applied directly: best first, ties to the lower id."""
-    return sorted(ids, key=lambda i: (-relevance(query, DOCS[i]), i))
+def the_rerank_call(server: StandinServer, pipeline: RerankPipeline) -> RecordedRequest:
+    """The single rerank request of a search for QUERY: the published model name and every document."""
+    [call] = rerank_calls(server)
+    body = call.json()
+    assert body["model"] == pipeline.spec.model.effective_served_name
+    assert body["query"] == QUERY
+    assert sorted(body["documents"]) == sorted(DOCS)
+    return call
+
+
+def expected_order(query: str = QUERY) -> list[int]:
+    """All ids by the stand-in's own scoring, applied directly: best first, ties to the lower id."""
+    return sorted(VECTOR_ORDER, key=lambda i: (-relevance(query, DOCS[i]), i))
 
 
 def ids(hits: list[dict[str, Any]]) -> list[int]:
@@ -160,7 +171,7 @@ def test_test_config_differs_from_the_operators_only_in_the_endpoint(
 def test_scores_have_no_ties_and_disagree_with_vector_order() -> None:
     scores = [relevance(QUERY, d) for d in DOCS]
     assert len(set(scores)) == len(scores)
-    assert expected_order(QUERY, list(range(len(DOCS)))) != list(range(len(DOCS)))
+    assert expected_order() != VECTOR_ORDER
 
 
 # --- search / hybrid_search through the reranker ---------------------------------------------------
@@ -174,23 +185,18 @@ def test_search_is_reordered_by_the_reranker(
     pipeline: RerankPipeline,
 ) -> None:
     vector_only = milvus.search(COLLECTION, data=[QUERY_VECTOR], anns_field="embedding", limit=len(DOCS))
-    assert ids(vector_only[0]) == list(range(len(DOCS)))
+    assert ids(vector_only[0]) == VECTOR_ORDER
 
     hits = app.reranked_search(
         milvus, COLLECTION, QUERY, QUERY_VECTOR, limit=len(DOCS), source=ranker_dir, target="milvus-lite"
     )
 
-    assert ids(hits) == expected_order(QUERY, list(range(len(DOCS))))
+    assert ids(hits) == expected_order()
     assert ids(hits) != ids(vector_only[0])
     for hit in hits:  # distance is now the reranker's relevance score
         assert hit["distance"] == pytest.approx(relevance(QUERY, DOCS[hit["id"]]), rel=1e-6)
         assert hit["entity"]["document"] == DOCS[hit["id"]]
-    [call] = rerank_calls(reranker)
-    body = call.json()
-    assert body["model"] == pipeline.spec.model.effective_served_name
-    assert body["query"] == QUERY
-    assert sorted(body["documents"]) == sorted(DOCS)
-    assert call.header("Authorization") == "Bearer unused"
+    assert the_rerank_call(reranker, pipeline).header("Authorization") == "Bearer unused"
 
 
 def test_limit_returns_the_best_reranked(
@@ -200,7 +206,7 @@ def test_limit_returns_the_best_reranked(
     hits = app.reranked_search(
         milvus, COLLECTION, QUERY, QUERY_VECTOR, limit=2, source=ranker_dir, target="milvus-lite"
     )
-    assert ids(hits) == expected_order(QUERY, list(range(len(DOCS))))[:2]
+    assert ids(hits) == expected_order()[:2]
 
 
 def test_hybrid_search_is_reordered_by_the_reranker(
@@ -221,10 +227,8 @@ def test_hybrid_search_is_reordered_by_the_reranker(
         target="milvus-lite",
     )
 
-    assert ids(hits) == expected_order(QUERY, list(range(len(DOCS))))
-    [call] = rerank_calls(reranker)
-    assert call.json()["model"] == pipeline.spec.model.effective_served_name
-    assert sorted(call.json()["documents"]) == sorted(DOCS)
+    assert ids(hits) == expected_order()
+    assert the_rerank_call(reranker, pipeline).header("Authorization") == "Bearer unused"
 
 
 def test_one_query_text_per_search_vector(
@@ -240,8 +244,7 @@ def test_one_query_text_per_search_vector(
         output_fields=["document"],
         ranker=ranker,
     )
-    everything = list(range(len(DOCS)))
-    assert [ids(r) for r in results] == [expected_order(q, everything) for q in queries]
+    assert [ids(r) for r in results] == [expected_order(q) for q in queries]
     assert [c.json()["query"] for c in rerank_calls(reranker)] == queries
 
 
@@ -269,7 +272,7 @@ def test_api_key_reaches_the_reranker(
             output_fields=["document"],
             ranker=load_ranker(source, QUERY, target="milvus-lite"),
         )
-        assert ids(hits[0]) == expected_order(QUERY, list(range(len(DOCS))))[:3]
+        assert ids(hits[0]) == expected_order()[:3]
         assert rerank_calls(server)[-1].header("Authorization") == "Bearer s3cret"
 
 
@@ -335,7 +338,7 @@ def test_not_ready_config_degrades_to_vector_order(
     hits = app.reranked_search(
         milvus, COLLECTION, QUERY, QUERY_VECTOR, limit=len(DOCS), source=source, target="milvus-lite"
     )
-    assert ids(hits) == list(range(len(DOCS)))
+    assert ids(hits) == VECTOR_ORDER
     hybrid = app.reranked_hybrid_search(
         milvus, COLLECTION, QUERY, QUERY_VECTOR, limit=3, source=source, target="milvus-lite"
     )
@@ -356,7 +359,7 @@ def test_opting_out_of_readiness_uses_the_last_published_params(
         ranker=ranker,
         output_fields=["document"],
     )
-    assert ids(hits[0]) == expected_order(QUERY, list(range(len(DOCS))))
+    assert ids(hits[0]) == expected_order()
 
 
 def test_milvus_server_function_is_not_for_milvus_lite(

@@ -6,6 +6,8 @@ import asyncio
 import json
 import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -41,8 +43,8 @@ EXPECTED: dict[FaultMode, Reason] = {
 }
 
 
-async def probe(server: StandinServer, **kw: object) -> ProbeVerdict:
-    return await probe_reranker(ProbeTarget(server.url, **kw), resolver=HostResolver())  # type: ignore[arg-type]
+async def probe(server: StandinServer, **kw: Any) -> ProbeVerdict:
+    return await probe_reranker(ProbeTarget(server.url, **kw), resolver=HostResolver())
 
 
 def test_every_fault_mode_has_an_expected_reason() -> None:
@@ -305,10 +307,10 @@ async def test_standin_health_and_metrics_stay_up_while_inference_is_broken(stan
 
 
 @pytest.mark.milvus
-def test_milvus_lite_reranks_through_the_standin(standin_factory: Factory, tmp_path: object) -> None:
+def test_milvus_lite_reranks_through_the_standin(standin_factory: Factory, tmp_path: Path) -> None:
     pymilvus = pytest.importorskip("pymilvus")
     server = standin_factory(served_model="rr-bge")
-    client = pymilvus.MilvusClient(str(tmp_path) + "/lite.db")  # type: ignore[operator]
+    client = pymilvus.MilvusClient(str(tmp_path / "lite.db"))
     try:
         schema = client.create_schema(auto_id=False)
         schema.add_field("id", pymilvus.DataType.INT64, is_primary=True)

@@ -198,5 +198,7 @@ def test_against_a_standin_process(standin_process: tuple[subprocess.Popen[str],
     assert (code, verdict["reason"]) == (1, "DuplicateIndex")
     log = httpx.get(f"{url}/__standin/requests", timeout=5).json()
     assert {entry["headers"]["authorization"] for entry in log} == {"<redacted>"}
+    assert httpx.delete(f"{url}/__standin/requests", timeout=5).json() == {"cleared": len(log)}
+    assert httpx.get(f"{url}/__standin/requests", timeout=5).json() == []
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=10) == 0

@@ -15,6 +15,7 @@ import json
 import socket
 import time
 from collections.abc import Iterator
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -119,12 +120,19 @@ class _TooLarge(Exception):
 
 
 async def _send(
-    client: httpx.AsyncClient, method: str, url: str, *, route: Route, timeout_s: float, **kw: Any
+    client: httpx.AsyncClient, target: ProbeTarget, route: Route, method: str, path: str, **kw: Any
 ) -> tuple[int, bytes, float]:
-    """One request, bounded in total time and body size; returns (status, body, latency ms)."""
+    """``method path`` with the target's headers, bounded in time and body size: (status, body, ms)."""
     start = time.perf_counter()
-    async with asyncio.timeout(timeout_s):
-        request = client.build_request(method, url, timeout=timeout_s, extensions=route.extensions(), **kw)
+    async with asyncio.timeout(target.timeout_s):
+        request = client.build_request(
+            method,
+            route.url(path),
+            headers=_headers(target, route),
+            timeout=target.timeout_s,
+            extensions=route.extensions(),
+            **kw,
+        )
         response = await client.send(request, stream=True)
         try:
             chunks: list[bytes] = []
@@ -144,14 +152,7 @@ async def _model_listed(client: httpx.AsyncClient, target: ProbeTarget, route: R
     if target.served_model is None or target.engine != "vllm":
         return None
     try:
-        status, body, _ = await _send(
-            client,
-            "GET",
-            route.url("/v1/models"),
-            route=route,
-            timeout_s=target.timeout_s,
-            headers=_headers(target, route),
-        )
+        status, body, _ = await _send(client, target, route, "GET", "/v1/models")
         if status != 200:
             return None
         data = json.loads(body)
@@ -174,13 +175,7 @@ async def _probe(
     route = route_for(endpoint, resolver)
     try:
         status, body, latency_ms = await _send(
-            client,
-            "POST",
-            route.url("/rerank"),
-            route=route,
-            timeout_s=target.timeout_s,
-            headers=_headers(target, route),
-            json=request_body(target),
+            client, target, route, "POST", "/rerank", json=request_body(target)
         )
     except _TooLarge as big:
         return failed(Reason.MALFORMED_RESPONSE, f"MalformedResponse: {big}", status_code=big.status)
@@ -221,8 +216,13 @@ async def probe_reranker(
         if resolver is None:
             resolver = HostResolver.from_env()
     except ValueError as exc:
-        return redact(failed(Reason.INVALID_ENDPOINT, f"InvalidEndpoint: {exc}"), target.api_key)
-    if client is not None:
-        return redact(await _probe(client, target, endpoint, resolver), target.api_key)
-    async with httpx.AsyncClient(trust_env=False, follow_redirects=False) as own:
-        return redact(await _probe(own, target, endpoint, resolver), target.api_key)
+        verdict = failed(Reason.INVALID_ENDPOINT, f"InvalidEndpoint: {exc}")
+    else:
+        session: AbstractAsyncContextManager[httpx.AsyncClient] = (
+            nullcontext(client)
+            if client is not None
+            else httpx.AsyncClient(trust_env=False, follow_redirects=False)
+        )
+        async with session as http:
+            verdict = await _probe(http, target, endpoint, resolver)
+    return redact(verdict, target.api_key)

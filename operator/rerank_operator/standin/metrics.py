@@ -37,11 +37,6 @@ class Metrics:
                 self._latency_sum += seconds
                 self._latency_count += 1
 
-    def request_counts(self) -> dict[tuple[str, int], int]:
-        """Answered rerank requests by (route, status), for tests."""
-        with self._lock:
-            return dict(self._by_route)
-
     def render(self, fault_mode: str) -> str:
         m = f'model_name="{_label(self._model)}"'
         with self._lock:

@@ -480,7 +480,23 @@ def test_endpoint_override_for_milvus(ready_data: dict[str, str]) -> None:
     assert fn.params["endpoint"] == "https://reranker.example:8443"
 
 
-@pytest.mark.parametrize("bad", ["127.0.0.1:8000", "ftp://x:1", "http://x:1/rerank", "http://x:1?a=b"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "127.0.0.1:8000",
+        "ftp://x:1",
+        "http://x:1/rerank",
+        "http://x:1?a=b",
+        "http://x:port",
+        "http://x:0",
+        "http://user:pw@x:1",
+    ],
+)
 def test_endpoint_override_rejects_paths_and_schemes(ready_data: dict[str, str], bad: str) -> None:
     with pytest.raises(ValueError, match="endpoint"):
         load_ranker(ready_data, ["q"], endpoint=bad)
+
+
+def test_endpoint_override_is_checked_before_reading(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="Milvus replaces any path"):
+        load_ranker(tmp_path / "absent", ["q"], endpoint="http://127.0.0.1:18000/v2")
