@@ -94,7 +94,7 @@ class Reconciler:
     def __init__(self, kube: KubeApi, config: ReconcilerConfig, resolver: HostResolver | None = None):
         self.kube = kube
         self.config = config
-        self.resolver = resolver or HostResolver.from_env()
+        self.resolver = resolver if resolver is not None else HostResolver.from_env()
 
     # ------------------------------------------------------------------------------ entry
     async def reconcile(self, body: Mapping[str, Any], state: PipelineState, *, probe: bool = True) -> None:
