@@ -6,6 +6,7 @@ its first build happens inside the ``helm`` fixture.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import uuid
@@ -63,14 +64,10 @@ def by_kind(objs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
 def namespaced_values(watch: list[str], publish: list[str]) -> list[str]:
     return [
         "--set-json",
-        f"watchNamespaces={json_list(watch)}",
+        f"watchNamespaces={json.dumps(watch)}",
         "--set-json",
-        f"publishNamespaces={json_list(publish)}",
+        f"publishNamespaces={json.dumps(publish)}",
     ]
-
-
-def json_list(items: list[str]) -> str:
-    return "[" + ",".join(f'"{i}"' for i in items) + "]"
 
 
 def container(objs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -164,6 +161,7 @@ def test_template_clusterwide(helm: Helm) -> None:
     assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "healthz"}
     assert {p["name"]: p["containerPort"] for p in c["ports"]} == {"healthz": 8080, "metrics": 9090}
     assert {"name": "RERANK_OPERATOR_CLUSTER_DOMAIN", "value": "cluster.local"} in c["env"]
+    assert {"name": "RERANK_OPERATOR_RESYNC_SECONDS", "value": "30"} in c["env"]
     assert c["resources"]["requests"] and c["resources"]["limits"]["memory"]
     assert {"name": "tmp", "mountPath": "/tmp"} in c["volumeMounts"]
     assert {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}} in pod["volumes"]

@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 import yaml
+from operator_support import condition, get_json, service_host
 
 from rerank_operator.sandbox import ClusterClient, ManagedProcess, Sandbox, SandboxTimeout, ensure_binaries
 from rerank_operator.sandbox.procs import free_port, tail
@@ -73,42 +74,20 @@ class Env:
                 pytrace=False,
             )
 
-    def pipeline(self, name: str) -> dict[str, Any] | None:
-        proc = self.sandbox.kubectl(
-            "get", "rerankpipeline", name, "-n", self.pipeline_ns, "-o", "json", check=False
-        )
-        if proc.returncode != 0:
-            if "NotFound" in proc.stderr:
-                return None
-            raise AssertionError(proc.stderr)
-        return dict(yaml.safe_load(proc.stdout))
-
     def configmap(self, namespace: str, name: str) -> dict[str, Any] | None:
-        proc = self.sandbox.kubectl("get", "configmap", name, "-n", namespace, "-o", "json", check=False)
-        return dict(yaml.safe_load(proc.stdout)) if proc.returncode == 0 else None
+        return get_json(self.sandbox, "configmap", name, "-n", namespace)
 
     def gone(self, kind: str, namespace: str, name: str) -> bool:
         proc = self.sandbox.kubectl("get", kind, name, "-n", namespace, check=False)
         return proc.returncode != 0 and "NotFound" in proc.stderr
 
     def ready(self, name: str) -> dict[str, Any] | None:
-        obj = self.pipeline(name)
-        if obj is None:
+        """The pipeline once Ready=True for its current generation, else None."""
+        obj = get_json(self.sandbox, "rerankpipeline", name, "-n", self.pipeline_ns)
+        ready = condition(obj, "Ready")
+        if obj is None or ready is None or ready["status"] != "True":
             return None
-        status = obj.get("status") or {}
-        conds = {c["type"]: c for c in status.get("conditions") or []}
-        ready = conds.get("Ready")
-        if (
-            ready
-            and ready["status"] == "True"
-            and status.get("observedGeneration") == obj["metadata"]["generation"]
-        ):
-            return obj
-        return None
-
-    def describe(self, name: str) -> str:
-        obj = self.pipeline(name)
-        return yaml.safe_dump((obj or {}).get("status"), sort_keys=False)
+        return obj if obj["status"].get("observedGeneration") == obj["metadata"]["generation"] else None
 
 
 def _helm() -> Path:
@@ -130,10 +109,7 @@ def _start_standin(sandbox: Sandbox, name: str, *, api_key: str | None = None) -
 
 def _overrides(pipeline_ns: str, ports: dict[str, int]) -> str:
     """RERANK_OPERATOR_HOST_OVERRIDES: each pipeline's Service name -> its loopback stand-in."""
-    return ",".join(
-        f"{name}-reranker.{pipeline_ns}.svc.cluster.local:8000=127.0.0.1:{port}"
-        for name, port in ports.items()
-    )
+    return ",".join(f"{service_host(name, pipeline_ns)}=127.0.0.1:{port}" for name, port in ports.items())
 
 
 @contextlib.contextmanager
@@ -233,7 +209,7 @@ def env(cluster: ClusterClient, sandbox: Sandbox, work: Path) -> Iterator[Env]:
 def _delete_and_wait_gone(env: Env, name: str) -> None:
     env.sandbox.kubectl("delete", "rerankpipeline", name, "-n", env.pipeline_ns, "--wait=false")
     env.wait(
-        lambda: env.pipeline(name) is None,
+        lambda: env.gone("rerankpipeline", env.pipeline_ns, name),
         timeout=60,
         what=f"pipeline {name} to be gone (finalizer released)",
     )

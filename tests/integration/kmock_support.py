@@ -107,15 +107,15 @@ class Emulator(kmock.KubernetesEmulator):
     * status subresource isolation: ``/status`` writes change only ``status``, main-resource writes
       and creates never do (for resources that declare a status subresource);
     * a failed JSON-patch ``test`` op answers 422 (kopf's optimistic-concurrency retry), not 500;
-    * equality-based ``labelSelector`` on lists (``k=v``, ``k!=v``, ``k``, ``!k``);
+    * equality-based ``labelSelector`` on lists (``k=v`` terms, what the operator sends);
     * the part of server-side apply that matters for a sole field manager: an apply PATCH removes
       the fields that the same ``fieldManager`` applied last time but no longer applies (kmock alone
       merges, so e.g. a dropped ConfigMap key would linger). Lists are atomic, as with ``atomic``
       list types. Conflicts with other managers are not modelled (the operator applies with force).
       An apply to a missing object still answers 404, as kmock does (``KubeApi`` then creates).
 
-    Still missing (not needed here): field selectors, selectors on watches, garbage collection
-    through ownerReferences, admission (defaulting, validation, CEL).
+    Still missing (not needed here): set-based and ``!=`` label selectors, field selectors, selectors
+    on watches, garbage collection through ownerReferences, admission (defaulting, validation, CEL).
     """
 
     def __attrs_post_init__(self) -> None:
@@ -182,18 +182,6 @@ class Emulator(kmock.KubernetesEmulator):
             if "apply-patch" in request.headers.get("Content-Type", ""):
                 self._apply(request, patch)
             after = merge_patch(current, patch)
-            meta_patch = patch.setdefault("metadata", {})
-            if not isinstance(meta_patch, dict):
-                raise kmock.KubernetesError(
-                    status=422, reason="Invalid", message="metadata must be an object"
-                )
-            meta_patch["resourceVersion"] = self._next_version()
-            if (
-                not status_only
-                and after.get("spec") != current.get("spec")
-                and "generation" in current["metadata"]
-            ):
-                meta_patch["generation"] = int(current["metadata"]["generation"]) + 1
         elif isinstance(patch, list):
             if isolate:
 
@@ -205,14 +193,22 @@ class Emulator(kmock.KubernetesEmulator):
                 after = jsonpatch.apply_patch(copy.deepcopy(current), patch)
             except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException) as exc:
                 raise kmock.KubernetesError(status=422, reason="Invalid", message=str(exc)) from exc
-            patch.append({"op": "add", "path": "/metadata/resourceVersion", "value": self._next_version()})
-            if (
-                not status_only
-                and after.get("spec") != current.get("spec")
-                and "generation" in current["metadata"]
-            ):
-                generation = int(current["metadata"]["generation"]) + 1
-                patch.append({"op": "add", "path": "/metadata/generation", "value": generation})
+        else:
+            return
+        bookkeeping = {"resourceVersion": self._next_version()}
+        if (
+            not status_only
+            and after.get("spec") != current.get("spec")
+            and "generation" in current["metadata"]
+        ):
+            bookkeeping["generation"] = int(current["metadata"]["generation"]) + 1
+        if isinstance(patch, list):
+            patch += [{"op": "add", "path": f"/metadata/{k}", "value": v} for k, v in bookkeeping.items()]
+            return
+        meta_patch = patch.setdefault("metadata", {})
+        if not isinstance(meta_patch, dict):
+            raise kmock.KubernetesError(status=422, reason="Invalid", message="metadata must be an object")
+        meta_patch.update(bookkeeping)
 
     def _apply(self, request: Any, patch: dict[str, Any]) -> None:
         """Server-side apply by one manager: drop what it applied before and applies no more."""
@@ -273,20 +269,18 @@ def merge_patch(target: Any, patch: Any) -> Any:
 
 
 def selector_matches(selector: str, obj: dict[str, Any]) -> bool:
+    """Equality-based ``k=v,k2=v2`` selectors, the only kind the operator sends.
+
+    Anything else (``!=``, ``in``, existence) raises (not NotImplementedError: kmock takes that for
+    "no reaction" and answers 404), so kmock answers 500 and the ``k8s_emulator`` fixture fails the
+    test instead of the emulator silently listing the wrong objects.
+    """
     labels = (obj.get("metadata") or {}).get("labels") or {}
-    for term in filter(None, (t.strip() for t in selector.split(","))):
-        if "!=" in term:
-            key, value = term.split("!=", 1)
-            if labels.get(key.strip()) == value.strip():
-                return False
-        elif "=" in term:
-            key, value = term.split("=", 1)
-            if labels.get(key.strip().rstrip("=")) != value.strip().lstrip("="):
-                return False
-        elif term.startswith("!"):
-            if term[1:] in labels:
-                return False
-        elif term not in labels:
+    for term in selector.split(","):
+        key, sep, value = term.partition("=")
+        if not sep or not key.strip() or any(c in key + value for c in "!=()"):
+            raise AssertionError(f"label selector {selector!r}: only k=v terms are emulated")
+        if labels.get(key.strip()) != value.strip():
             return False
     return True
 
@@ -521,17 +515,13 @@ class Harness:
         namespace: str | None = None,
     ) -> list[kmock.Request]:
         """Requests the emulator received, filtered (kmock records every request)."""
-        ns = namespace or self.namespace
-        out = []
-        for req in list(self.kmock):
-            if req.method != method or req.resource is None or req.resource != resource:
-                continue
-            if req.namespace != ns or (name is not None and req.name != name):
-                continue
-            if req.subresource != subresource:
-                continue
-            out.append(req)
-        return out
+        wanted = (method, resource, namespace or self.namespace, subresource)
+        return [
+            req
+            for req in list(self.kmock)
+            if (req.method, req.resource, req.namespace, req.subresource) == wanted
+            and (name is None or req.name == name)
+        ]
 
     # -- scenario steps ----------------------------------------------------------------------------
     async def create_pipeline(self, name: str, spec: dict[str, Any]) -> dict[str, Any]:
@@ -550,6 +540,21 @@ class Harness:
         """Merge-patch the spec; returns the new metadata.generation (the emulator bumps it)."""
         patched = await self.patch(PIPELINES, name, {"spec": spec_patch})
         return int(patched["metadata"]["generation"])
+
+    async def wait_deployment(self, name: str, within: float = 10.0) -> dict[str, Any]:
+        """The pipeline's Deployment, once the operator has created it."""
+        dep_name = f"{name}-reranker"
+        found: dict[str, Any] = await eventually(
+            lambda: self.get(DEPLOYMENTS, dep_name), within=within, message=f"Deployment {dep_name}"
+        )
+        return found
+
+    async def converge(self, name: str, spec: dict[str, Any]) -> None:
+        """Create a pipeline, play its rollout to the end and wait until it is Ready and published."""
+        await self.create_pipeline(name, spec)
+        await self.wait_deployment(name)
+        await self.play_deployment_controller(name)
+        await self.wait_ready(name)
 
     async def play_deployment_controller(self, name: str, *, ready: int | None = None) -> None:
         """What the Deployment controller reports once ``ready`` pods of the current template run."""

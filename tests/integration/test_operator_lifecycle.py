@@ -111,10 +111,7 @@ async def test_spec_update_rolls_the_deployment_and_publishes_only_the_verified_
     start_operator: Any,
 ) -> None:
     h = await start_operator()
-    await h.create_pipeline("rr", pipeline_spec())
-    await eventually(lambda: h.get(DEPLOYMENTS, "rr-reranker"), within=10)
-    await h.play_deployment_controller("rr")
-    await h.wait_ready("rr")
+    await h.converge("rr", pipeline_spec())
     good = h.published("rr")
     assert good["generation"] == "1"
 
@@ -167,10 +164,7 @@ async def test_spec_update_rolls_the_deployment_and_publishes_only_the_verified_
 # ------------------------------------------------------------------------------------ 5. drift
 async def test_drift_in_children_is_corrected_by_the_resync(start_operator: Any) -> None:
     h = await start_operator()
-    await h.create_pipeline("rr", pipeline_spec())
-    await eventually(lambda: h.get(DEPLOYMENTS, "rr-reranker"), within=10)
-    await h.play_deployment_controller("rr")
-    await h.wait_ready("rr")
+    await h.converge("rr", pipeline_spec())
     good = h.published("rr")
     service = h.must(SERVICES, "rr-reranker")
 
@@ -266,7 +260,7 @@ async def test_invalid_specs_stall_without_children_and_the_operator_keeps_worki
     await passes(lambda: stalled("bad-model", "chatTemplate"), within=10, message="bad-model stalled")
 
     # the valid pipeline in the same run is reconciled all the way
-    await eventually(lambda: h.get(DEPLOYMENTS, "other-reranker"), within=10)
+    await h.wait_deployment("other")
     await h.play_deployment_controller("other")
     await h.wait_ready("other")
 
@@ -281,8 +275,7 @@ async def test_invalid_specs_stall_without_children_and_the_operator_keeps_worki
 async def test_unschedulable_pods_surface_the_schedulers_reason(start_operator: Any) -> None:
     h = await start_operator()
     await h.create_pipeline("gpu", pipeline_spec())
-    await eventually(lambda: h.get(DEPLOYMENTS, "gpu-reranker"), within=10)
-    template_labels = h.must(DEPLOYMENTS, "gpu-reranker")["spec"]["template"]["metadata"]["labels"]
+    template_labels = (await h.wait_deployment("gpu"))["spec"]["template"]["metadata"]["labels"]
     scheduler_says = "0/3 nodes are available: 3 Insufficient nvidia.com/gpu."
     # another app's pod in the namespace, also unschedulable: not ours (the operator lists by selector)
     foreign_says = "0/3 nodes are available: 3 Insufficient memory."

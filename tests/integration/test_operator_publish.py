@@ -17,6 +17,7 @@ from kmock_support import (
     DEPLOYMENTS,
     MODEL,
     PIPELINES,
+    SECRETS,
     SERVICES,
     consistently,
     endpoint_of,
@@ -29,17 +30,10 @@ from kmock_support import (
 pytestmark = pytest.mark.timeout(60)
 
 
-async def converge(h: Any, name: str, spec: dict[str, Any]) -> None:
-    await h.create_pipeline(name, spec)
-    await eventually(lambda: h.get(DEPLOYMENTS, f"{name}-reranker"), within=10, message="Deployment")
-    await h.play_deployment_controller(name)
-    await h.wait_ready(name)
-
-
 # ------------------------------------------------------------------------------------ 2. probe + publish
 async def test_passing_canary_publishes_a_ready_milvus_config(start_operator: Any) -> None:
     h = await start_operator()
-    await converge(h, "rr", pipeline_spec(publish={"maxClientBatchSize": 16}))
+    await h.converge("rr", pipeline_spec(publish={"maxClientBatchSize": 16}))
 
     data = h.published("rr")
     assert data["ready"] == "true"
@@ -97,7 +91,7 @@ async def test_failing_canary_keeps_the_last_good_config_and_recovers(
     start_operator: Any, fault: str, reason: str
 ) -> None:
     h = await start_operator()
-    await converge(h, "rr", pipeline_spec())  # intervalSeconds 1, failureThreshold 2
+    await h.converge("rr", pipeline_spec())  # intervalSeconds 1, failureThreshold 2
     good = h.published("rr")
 
     h.standin.set_fault(fault)
@@ -187,7 +181,7 @@ async def test_api_key_is_read_from_the_secret_and_never_leaks(
     h = await start_operator(api_key=key)
     await h.create_secret("reranker-api-key", {"token": key})
     spec = pipeline_spec(apiKeySecretRef={"name": "reranker-api-key", "key": "token"})
-    await converge(h, "secured", spec)
+    await h.converge("secured", spec)
 
     reranks = [r for r in h.standin.request_log if r.path.endswith("rerank")]
     assert reranks and reranks[-1].header("authorization") == f"Bearer {key}"
@@ -201,13 +195,13 @@ async def test_api_key_is_read_from_the_secret_and_never_leaks(
 
     encoded = base64.b64encode(key.encode()).decode()
     for (resource, ns, name), obj in h.kmock.objects.items():
-        if resource == "v1/secrets":
+        if resource == SECRETS:
             continue
         for version in obj.history:  # every version ever stored, not only the last
             text = json.dumps(version.raw if version is not None else None)
             assert key not in text and encoded not in text, (resource, ns, name)
     for request in list(h.kmock):
-        if request.resource is not None and request.resource == "v1/secrets":
+        if request.resource == SECRETS:
             continue
         assert key not in request.text and encoded not in request.text, (request.method, request.url)
     assert any(r.name.startswith("kopf.objects") for r in caplog.records), "the operator's logs were captured"
@@ -220,7 +214,7 @@ async def test_missing_secret_is_reported_without_probing(start_operator: Any) -
     h = await start_operator(api_key="sk-never-used-00000000")
     spec = pipeline_spec(apiKeySecretRef={"name": "absent", "key": "token"})
     await h.create_pipeline("secured", spec)
-    await eventually(lambda: h.get(DEPLOYMENTS, "secured-reranker"), within=10)
+    await h.wait_deployment("secured")
     await h.play_deployment_controller("secured")
 
     def reported() -> None:

@@ -71,18 +71,14 @@ if generation ~= nil then
 end
 
 local conditions = status.conditions
-local stalled = condition(conditions, "Stalled")
-if stalled ~= nil and stalled.status == "True" then
-  hs.status = "Degraded"
-  hs.message = describe(stalled, "Stalled")
-  return hs
-end
-
-local degraded = condition(conditions, "Degraded")
-if degraded ~= nil and degraded.status == "True" then
-  hs.status = "Degraded"
-  hs.message = describe(degraded, "Degraded")
-  return hs
+-- Either one True means Degraded; when both are, Stalled's reason and message are shown.
+for _, type_ in ipairs({"Stalled", "Degraded"}) do
+  local c = condition(conditions, type_)
+  if c ~= nil and c.status == "True" then
+    hs.status = "Degraded"
+    hs.message = describe(c, type_)
+    return hs
+  end
 end
 
 local ready = condition(conditions, "Ready")

@@ -8,21 +8,14 @@ hand-written samples and against statuses produced by ``rerank_operator.reconcil
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from status_support import NOW, invalid_status, observation, valid_status
 
-from rerank_operator.publish import PublishedConfig
-from rerank_operator.reconcile.conditions import merge_conditions
-from rerank_operator.reconcile.decide import (
-    Observation,
-    desired_conditions,
-    invalid_conditions,
-    status_fields,
-)
+from rerank_operator.reconcile.decide import Observation
 from rerank_operator.reconcile.workload import WorkloadState
 
 lupa = pytest.importorskip("lupa")
@@ -32,7 +25,6 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 CHART = REPO_ROOT / "helm" / "rerank-operator"
 SCRIPT_PATH = CHART / "files" / "argocd-health.lua"
 HEALTH_KEY = "resource.customizations.health.rerank.dev_RerankPipeline"
-NOW = "2026-01-01T00:00:00Z"
 
 
 def to_lua(runtime: Any, value: Any) -> Any:
@@ -44,10 +36,10 @@ def to_lua(runtime: Any, value: Any) -> Any:
     return value
 
 
-def health(obj: dict[str, Any], script: str | None = None) -> tuple[str, str]:
+def health(obj: dict[str, Any]) -> tuple[str, str]:
     runtime = lua51.LuaRuntime(unpack_returned_tuples=True)
     runtime.globals().obj = to_lua(runtime, obj)
-    result = runtime.execute(script if script is not None else SCRIPT_PATH.read_text())
+    result = runtime.execute(SCRIPT_PATH.read_text())
     assert result is not None, "the script must return a table"
     status, message = result["status"], result["message"]
     assert status in {"Healthy", "Progressing", "Degraded", "Suspended", "Missing", "Unknown"}
@@ -145,6 +137,16 @@ def test_degraded_true_is_degraded() -> None:
     assert "CanaryFailing" in message
 
 
+def test_stalled_is_reported_before_degraded() -> None:
+    status, message = health(
+        pipeline(
+            cond("Degraded", "True", "CanaryFailing", "published reranker failing its canary"),
+            cond("Stalled", "True", "ApplyRejected", "Deployment rejected"),
+        )
+    )
+    assert (status, message) == ("Degraded", "ApplyRejected: Deployment rejected")
+
+
 def test_stale_observed_generation_is_progressing() -> None:
     status, message = health(pipeline(cond("Ready", "True", "Healthy"), generation=5, observed=4))
     assert status == "Progressing"
@@ -173,39 +175,13 @@ def test_no_ready_condition_is_progressing() -> None:
 
 # ------------------------------------------------------------ statuses the operator really writes
 
-ROLLED = WorkloadState(desired=1, ready=1, updated=1, rolled_out=True)
-SNAPSHOT = PublishedConfig(
-    endpoint="http://bge-base-reranker.search.svc.cluster.local:8000",
-    model="BAAI/bge-reranker-base",
-    generation=2,
-    function_json="{}",
-    lite_function_json="{}",
-)
-VERIFIED = Observation(
-    generation=2,
-    desired_replicas=1,
-    workload=ROLLED,
-    endpoint=SNAPSHOT.endpoint,
-    served_model="BAAI/bge-reranker-base",
-    healthy=True,
-    probed=True,
-    last_probe={"ok": True, "reason": "Healthy", "message": "ok", "latencyMs": 12.0, "time": NOW},
-    latency={"p50Ms": 12.0, "p95Ms": 12.0, "samples": 1},
-    successes=1,
-    failures=0,
-    published=SNAPSHOT,
-    published_ready=True,
-    config_map_name="bge-base-ranker",
-    namespaces=["search"],
-)
+VERIFIED = observation(generation=2)
 
 
 def written(obs: Observation, *, generation: int | None = None) -> dict[str, Any]:
-    """The object after the engine's status write for ``obs`` (same composition as engine.py)."""
-    conditions = merge_conditions([], desired_conditions(obs), generation=obs.generation, now=NOW)
-    status = {"observedGeneration": obs.generation, "conditions": conditions, **status_fields(obs)}
+    """The object after the engine's status write for ``obs``."""
     obj = pipeline(generation=generation or obs.generation)
-    obj["status"] = status
+    obj["status"] = valid_status(obs)
     return obj
 
 
@@ -214,26 +190,24 @@ def written(obs: Observation, *, generation: int | None = None) -> dict[str, Any
     [
         (VERIFIED, "Healthy"),
         (
-            replace(VERIFIED, published=None, published_ready=False, probed=False, last_probe=None),
+            observation(2, published=None, published_ready=False, probed=False, last_probe=None),
             "Progressing",
         ),
-        (replace(VERIFIED, workload=WorkloadState(2, 1, 2, False), desired_replicas=2), "Progressing"),
-        (replace(VERIFIED, apply_errors=["Deployment x rejected: bad"]), "Degraded"),
+        (observation(2, workload=WorkloadState(2, 1, 2, False), desired_replicas=2), "Progressing"),
+        (observation(2, apply_errors=["Deployment x rejected: bad"]), "Degraded"),
         (
-            replace(
-                VERIFIED, workload=WorkloadState(1, 0, 1, False, failure_message="pod x: CrashLoopBackOff")
-            ),
+            observation(2, workload=WorkloadState(1, 0, 1, False, failure_message="pod x: CrashLoopBackOff")),
             "Degraded",
         ),
         (
-            replace(
-                VERIFIED,
+            observation(
+                2,
                 healthy=False,
                 last_probe={"ok": False, "reason": "WrongTopDocument", "message": "bad order", "time": NOW},
             ),
             "Degraded",  # the published (last good) reranker fails its canary now
         ),
-        (replace(VERIFIED, desired_replicas=0, published_ready=False), "Suspended"),
+        (observation(2, desired_replicas=0, published_ready=False), "Suspended"),
     ],
     ids=[
         "verified",
@@ -254,11 +228,8 @@ def test_operator_status_for_a_newer_spec_is_progressing() -> None:
 
 
 def test_operator_invalid_spec_is_degraded() -> None:
-    conditions = merge_conditions(
-        [], invalid_conditions(["spec.model.name: required"]), generation=4, now=NOW
-    )
     obj = pipeline(generation=4)
-    obj["status"] = {"observedGeneration": 4, "conditions": conditions}
+    obj["status"] = invalid_status(4, ["spec.model.name: required"])
     status, message = health(obj)
     assert status == "Degraded"
     assert "spec.model.name" in message

@@ -9,6 +9,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 import yaml
 
@@ -60,80 +61,19 @@ def test_values_defaults() -> None:
 
 
 # ------------------------------------------------------------------------------ values.schema.json
-# jsonschema is not a dependency of the project; a small validator for the keywords the schema uses
-# keeps these checks running everywhere, and jsonschema double-checks when it is installed.
+# helm validates values against this draft-07 schema; jsonschema (a dev dependency) does the same here.
 
-SUPPORTED = {
-    "$schema", "title", "description", "type", "properties", "additionalProperties", "items", "required",
-    "enum", "pattern", "minimum", "maximum", "minLength", "maxLength", "uniqueItems", "$ref", "definitions",
-}  # fmt: skip
-TYPES: dict[str, tuple[type, ...]] = {
-    "object": (dict,),
-    "array": (list,),
-    "string": (str,),
-    "boolean": (bool,),
-    "integer": (int,),
-    "number": (int, float),
-}
+# Keywords that annotate rather than validate; any other key must be one jsonschema validates by.
+ANNOTATIONS = {"$schema", "title", "description", "definitions"}
 
 
-def _resolve(node: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
-    while "$ref" in node:
-        ref = node["$ref"]
-        assert ref.startswith("#/definitions/"), ref
-        node = root["definitions"][ref.split("/")[-1]]
-    return node
-
-
-def _type_ok(value: Any, types: str | list[str]) -> bool:
-    names = [types] if isinstance(types, str) else types
-    for name in names:
-        if isinstance(value, bool) and name in ("integer", "number"):
-            continue
-        if isinstance(value, TYPES[name]):
-            return True
-    return False
-
-
-def validate(value: Any, node: dict[str, Any], root: dict[str, Any], path: str = "") -> list[str]:
-    node = _resolve(node, root)
-    where = path or "<root>"
-    if "type" in node and not _type_ok(value, node["type"]):
-        return [f"{where}: expected {node['type']}, got {type(value).__name__}"]
-    errors: list[str] = []
-    if "enum" in node and value not in node["enum"]:
-        errors.append(f"{where}: {value!r} not in {node['enum']}")
-    if isinstance(value, str):
-        if "pattern" in node and not re.search(node["pattern"], value):
-            errors.append(f"{where}: {value!r} does not match {node['pattern']}")
-        if len(value) < node.get("minLength", 0) or len(value) > node.get("maxLength", len(value)):
-            errors.append(f"{where}: bad length {len(value)}")
-    if (
-        isinstance(value, int | float)
-        and not isinstance(value, bool)
-        and (value < node.get("minimum", value) or value > node.get("maximum", value))
-    ):
-        errors.append(f"{where}: {value} out of range")
-    if isinstance(value, list):
-        if node.get("uniqueItems") and len({json.dumps(v, sort_keys=True) for v in value}) != len(value):
-            errors.append(f"{where}: items are not unique")
-        if "items" in node:
-            for i, item in enumerate(value):
-                errors += validate(item, node["items"], root, f"{path}[{i}]")
-    if isinstance(value, dict):
-        props = node.get("properties", {})
-        for key in node.get("required", []):
-            if key not in value:
-                errors.append(f"{where}: missing required {key!r}")
-        for key, item in value.items():
-            sub = f"{path}.{key}" if path else key
-            if key in props:
-                errors += validate(item, props[key], root, sub)
-            elif node.get("additionalProperties") is False:
-                errors.append(f"{sub}: unknown key (additionalProperties is false)")
-            elif isinstance(node.get("additionalProperties"), dict):
-                errors += validate(item, node["additionalProperties"], root, sub)
-    return errors
+def errors(value: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(dotted path, failing keyword, message) of each schema violation in ``value``."""
+    validator = jsonschema.Draft7Validator(schema())
+    return [
+        (".".join(str(p) for p in e.absolute_path), str(e.validator), e.message)
+        for e in validator.iter_errors(value)
+    ]
 
 
 def _schema_nodes(node: dict[str, Any]) -> list[dict[str, Any]]:
@@ -147,12 +87,15 @@ def _schema_nodes(node: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def test_schema_uses_only_keywords_the_local_validator_knows() -> None:
+def test_schema_is_valid_draft7_without_unknown_keywords() -> None:
+    """A misspelt keyword (``additionalproperties``) would be ignored silently, by helm too."""
     s = schema()
     assert s["$schema"] == "http://json-schema.org/draft-07/schema#"
+    jsonschema.Draft7Validator.check_schema(s)
+    known = set(jsonschema.Draft7Validator.VALIDATORS) | ANNOTATIONS
     for node in _schema_nodes(s):
-        unknown = set(node) - SUPPORTED
-        assert not unknown, f"schema keywords not covered by the local validator: {unknown}"
+        unknown = set(node) - known
+        assert not unknown, f"not draft-07 keywords: {unknown}"
 
 
 def test_schema_is_strict_at_the_top() -> None:
@@ -164,42 +107,36 @@ def test_schema_is_strict_at_the_top() -> None:
 
 
 def test_values_yaml_validates() -> None:
-    assert validate(values(), schema(), schema()) == []
+    assert errors(values()) == []
 
 
 @pytest.mark.parametrize(
-    ("change", "fragment"),
+    ("change", "path", "keyword", "fragment"),
     [
-        ({"watchNamespace": ["a"]}, "watchNamespace: unknown key"),
-        ({"image": {"repository": "x", "tga": "1"}}, "image.tga: unknown key"),
-        ({"watchNamespaces": ["team-*"]}, "does not match"),  # RBAC needs exact names, not kopf globs
-        ({"watchNamespaces": ["a", "a"]}, "not unique"),
-        ({"metrics": {"port": 70000}}, "out of range"),
-        ({"metrics": {"serviceMonitor": {"enabled": "yes"}}}, "expected boolean"),
-        ({"image": {"repository": "x", "pullPolicy": "Sometimes"}}, "not in"),
-        ({"resyncSeconds": 0}, "out of range"),
+        ({"watchNamespace": ["a"]}, "", "additionalProperties", "'watchNamespace'"),
+        ({"image": {"repository": "x", "tga": "1"}}, "image", "additionalProperties", "'tga'"),
+        ({"watchNamespaces": ["team-*"]}, "watchNamespaces.0", "pattern", "does not match"),  # RBAC needs exact names, not kopf globs
+        ({"watchNamespaces": ["a", "a"]}, "watchNamespaces", "uniqueItems", "non-unique"),
+        ({"metrics": {"port": 70000}}, "metrics.port", "maximum", "70000"),
+        ({"metrics": {"serviceMonitor": {"enabled": "yes"}}}, "metrics.serviceMonitor.enabled", "type", "boolean"),
+        ({"image": {"repository": "x", "pullPolicy": "Sometimes"}}, "image.pullPolicy", "enum", "Sometimes"),
+        ({"resyncSeconds": 0}, "resyncSeconds", "minimum", "0"),
     ],
-)
-def test_schema_rejects_typos_and_bad_values(change: dict[str, Any], fragment: str) -> None:
+)  # fmt: skip
+def test_schema_rejects_typos_and_bad_values(
+    change: dict[str, Any], path: str, keyword: str, fragment: str
+) -> None:
     bad = copy.deepcopy(values())
     bad.update(change)
-    errors = validate(bad, schema(), schema())
-    assert any(fragment in e for e in errors), errors
+    found = errors(bad)
+    assert any(p == path and k == keyword and fragment in m for p, k, m in found), found
 
 
 def test_schema_accepts_namespaced_mode() -> None:
     ok = copy.deepcopy(values())
     ok.update(watchNamespaces=["search", "team-a"], publishNamespaces=["apps"])
     ok["image"].update(digest="sha256:" + "a" * 64)
-    assert validate(ok, schema(), schema()) == []
-
-
-def test_with_jsonschema() -> None:
-    jsonschema = pytest.importorskip("jsonschema")
-    jsonschema.Draft7Validator.check_schema(schema())
-    jsonschema.Draft7Validator(schema()).validate(values())
-    bad = {**values(), "watchNamespace": []}
-    assert not jsonschema.Draft7Validator(schema()).is_valid(bad)
+    assert errors(ok) == []
 
 
 # ------------------------------------------------------------------------------ templates & files

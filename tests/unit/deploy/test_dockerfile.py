@@ -58,8 +58,13 @@ def stages() -> list[list[tuple[str, str]]]:
     return result
 
 
+def arg_defaults() -> dict[str, str]:
+    """``ARG NAME=default`` of every stage."""
+    return dict(rest.split("=", 1) for word, rest in instructions() if word == "ARG" and "=" in rest)
+
+
 def base_image() -> str:
-    args = dict(rest.split("=", 1) for word, rest in instructions() if word == "ARG" and "=" in rest)
+    args = arg_defaults()
     froms = [rest.split()[0] for word, rest in instructions() if word == "FROM"]
     return re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], froms[-1])
 
@@ -127,6 +132,8 @@ def test_final_stage_installs_offline_as_non_root() -> None:
     for key in ("org.opencontainers.image.title", "org.opencontainers.image.version",
                 "org.opencontainers.image.licenses"):  # fmt: skip
         assert key in labels
+    assert 'org.opencontainers.image.version="${VERSION}"' in labels
+    assert arg_defaults()["VERSION"] == version("rerank-operator"), "bump ARG VERSION with the package"
 
 
 # --------------------------------------------------------------------------------- build context

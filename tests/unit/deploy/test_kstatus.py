@@ -8,22 +8,13 @@ composed exactly as ``reconcile.engine`` composes them from ``reconcile.decide``
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import pytest
+from status_support import NOW, invalid_status, observation, snapshot, valid_status
 
-from rerank_operator.publish import PublishedConfig
-from rerank_operator.reconcile.conditions import merge_conditions
-from rerank_operator.reconcile.decide import (
-    Observation,
-    desired_conditions,
-    invalid_conditions,
-    status_fields,
-)
 from rerank_operator.reconcile.workload import WorkloadState
 
-NOW = "2026-01-01T00:00:00Z"
 LATER = "2026-01-01T00:05:00Z"
 
 
@@ -92,59 +83,6 @@ def test_rules(obj: dict[str, Any], expected: str) -> None:
 
 # ------------------------------------------------------- statuses the operator really writes
 
-ROLLED = WorkloadState(desired=1, ready=1, updated=1, rolled_out=True)
-ENDPOINT = "http://bge-base-reranker.search.svc.cluster.local:8000"
-
-
-def snapshot(generation: int) -> PublishedConfig:
-    return PublishedConfig(
-        endpoint=ENDPOINT,
-        model="BAAI/bge-reranker-base",
-        generation=generation,
-        function_json="{}",
-        lite_function_json="{}",
-    )
-
-
-def observation(generation: int = 1, **changes: Any) -> Observation:
-    base = Observation(
-        generation=generation,
-        desired_replicas=1,
-        workload=ROLLED,
-        endpoint=ENDPOINT,
-        served_model="BAAI/bge-reranker-base",
-        healthy=True,
-        probed=True,
-        last_probe={"ok": True, "reason": "Healthy", "message": "ok", "latencyMs": 9.0, "time": NOW},
-        latency={"p50Ms": 9.0, "p95Ms": 9.0, "samples": 1},
-        successes=1,
-        failures=0,
-        published=snapshot(generation),
-        published_ready=True,
-        config_map_name="bge-base-ranker",
-        namespaces=["search"],
-    )
-    return replace(base, **changes)
-
-
-def write(obs: Observation, previous: dict[str, Any] | None = None, *, now: str = NOW) -> dict[str, Any]:
-    """The status ``Reconciler._reconcile_valid`` writes for ``obs`` (same composition)."""
-    conditions = merge_conditions(
-        (previous or {}).get("conditions") or [], desired_conditions(obs), generation=obs.generation, now=now
-    )
-    return {"observedGeneration": obs.generation, "conditions": conditions, **status_fields(obs)}
-
-
-def write_invalid(
-    generation: int, problems: list[str], previous: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    """The status ``Reconciler._write_invalid`` writes (keeps conditions only a valid pass judges)."""
-    prev = (previous or {}).get("conditions") or []
-    conditions = merge_conditions(prev, invalid_conditions(problems), generation=generation, now=NOW)
-    written = {c["type"] for c in conditions}
-    kept = [c for c in prev if c.get("type") not in written]
-    return {**(previous or {}), "observedGeneration": generation, "conditions": conditions + kept}
-
 
 def obj_with(status: dict[str, Any], generation: int) -> dict[str, Any]:
     return _obj(generation, status)
@@ -154,14 +92,14 @@ FIRST_PASS = observation(published=None, published_ready=False, probed=False, la
 
 
 def test_first_pass_is_in_progress() -> None:
-    assert kstatus(obj_with(write(FIRST_PASS), 1)) == "InProgress"
+    assert kstatus(obj_with(valid_status(FIRST_PASS), 1)) == "InProgress"
 
 
 def test_rolling_out_is_in_progress() -> None:
     rolling = observation(
         desired_replicas=2, workload=WorkloadState(desired=2, ready=1, updated=2, rolled_out=False)
     )
-    status = write(rolling)
+    status = valid_status(rolling)
     assert _condition({"status": status}, "Ready")["reason"] == "RollingOut"  # type: ignore[index]
     assert kstatus(obj_with(status, 1)) == "InProgress"
 
@@ -172,60 +110,60 @@ def test_pods_pending_is_in_progress() -> None:
         published=None,
         published_ready=False,
     )
-    assert kstatus(obj_with(write(pending), 1)) == "InProgress"
+    assert kstatus(obj_with(valid_status(pending), 1)) == "InProgress"
 
 
 def test_verified_is_current() -> None:
-    status = write(observation())
+    status = valid_status(observation())
     assert kstatus(obj_with(status, 1)) == "Current"
 
 
 def test_verified_after_a_rollout_is_current() -> None:
     """Conditions carried over from earlier passes (lastTransitionTime logic) still read Current."""
-    status = write(FIRST_PASS)
-    status = write(observation(workload=WorkloadState(1, 0, 1, False)), status)
-    status = write(observation(), status, now=LATER)
+    status = valid_status(FIRST_PASS)
+    status = valid_status(observation(workload=WorkloadState(1, 0, 1, False)), status)
+    status = valid_status(observation(), status, now=LATER)
     assert kstatus(obj_with(status, 1)) == "Current"
 
 
 def test_invalid_spec_is_failed() -> None:
-    status = write_invalid(1, ["spec.model.name: Field required"])
+    status = invalid_status(1, ["spec.model.name: Field required"])
     assert kstatus(obj_with(status, 1)) == "Failed"
 
 
 def test_invalid_update_of_a_working_pipeline_is_failed() -> None:
-    status = write(observation())
-    status = write_invalid(2, ["spec.replicas: must be >= 0"], status)
+    status = valid_status(observation())
+    status = invalid_status(2, ["spec.replicas: must be >= 0"], status)
     assert kstatus(obj_with(status, 2)) == "Failed"
 
 
 def test_rejected_child_is_failed() -> None:
-    status = write(observation(apply_errors=["Deployment bge-base-reranker rejected: invalid"]))
+    status = valid_status(observation(apply_errors=["Deployment bge-base-reranker rejected: invalid"]))
     assert kstatus(obj_with(status, 1)) == "Failed"
 
 
 def test_stale_generation_is_in_progress() -> None:
     """The user changed the spec (generation 2); the operator has not written for it yet."""
-    status = write(observation(generation=1))
+    status = valid_status(observation(generation=1))
     assert kstatus(obj_with(status, 1)) == "Current"
     assert kstatus(obj_with(status, 2)) == "InProgress"
 
 
 def test_new_generation_awaiting_canary_is_in_progress() -> None:
     """Observed generation 2, but the published config is still generation 1's: not verified yet."""
-    status = write(observation(generation=1))
-    status = write(observation(generation=2, published=snapshot(1)), status)
+    status = valid_status(observation(generation=1))
+    status = valid_status(observation(generation=2, published=snapshot(1)), status)
     assert kstatus(obj_with(status, 2)) == "InProgress"
 
 
 def test_deleting_is_terminating() -> None:
-    obj = obj_with(write(observation()), 1)
+    obj = obj_with(valid_status(observation()), 1)
     obj["metadata"]["deletionTimestamp"] = NOW
     assert kstatus(obj) == "Terminating"
 
 
 def test_every_condition_carries_kstatus_fields() -> None:
-    for status in (write(FIRST_PASS), write(observation()), write_invalid(1, ["x"])):
+    for status in (valid_status(FIRST_PASS), valid_status(observation()), invalid_status(1, ["x"])):
         for c in status["conditions"]:
             assert set(c) >= {
                 "type",
