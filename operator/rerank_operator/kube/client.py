@@ -12,6 +12,7 @@ import asyncio
 import base64
 import json
 import logging
+import os
 from typing import Any
 
 from kubernetes import client as k8s_client
@@ -47,7 +48,8 @@ def load_api_client() -> k8s_client.ApiClient:
     try:
         k8s_config.load_incluster_config()  # type: ignore[no-untyped-call]
     except k8s_config.ConfigException:
-        k8s_config.load_kube_config()  # type: ignore[no-untyped-call]
+        # $KUBECONFIG read now, not when the kubernetes package was imported
+        k8s_config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))  # type: ignore[no-untyped-call]
     return k8s_client.ApiClient()
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rerank_operator.publish import AWAITING_FIRST_PROBE, PublishedConfig
-from rerank_operator.reconcile.conditions import Desired
+from rerank_operator.reconcile.conditions import Desired, merge_conditions
 from rerank_operator.reconcile.workload import WorkloadState
 
 
@@ -154,3 +154,23 @@ def status_fields(obs: Observation) -> dict[str, Any]:
         "consecutiveSuccesses": obs.successes,
         "published": published,
     }
+
+
+def valid_status(obs: Observation, previous: dict[str, Any] | None, *, now: str) -> dict[str, Any]:
+    """The whole status a valid pass writes for ``obs`` over the ``previous`` status."""
+    conditions = merge_conditions(
+        (previous or {}).get("conditions") or [], desired_conditions(obs), generation=obs.generation, now=now
+    )
+    return {"observedGeneration": obs.generation, "conditions": conditions, **status_fields(obs)}
+
+
+def invalid_status(
+    previous: dict[str, Any] | None, generation: int, problems: list[str], *, now: str
+) -> dict[str, Any]:
+    """The status for a spec that does not parse: everything else is kept as it was, including the
+    conditions only a valid pass can judge (Degraded, Probed, Published), so nothing is lost."""
+    prev = (previous or {}).get("conditions") or []
+    conditions = merge_conditions(prev, invalid_conditions(problems), generation=generation, now=now)
+    written = {c["type"] for c in conditions}
+    kept = [c for c in prev if c.get("type") not in written]
+    return {**(previous or {}), "observedGeneration": generation, "conditions": conditions + kept}

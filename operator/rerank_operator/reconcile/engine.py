@@ -27,13 +27,8 @@ from rerank_operator.publish import (
     render_published_configmap,
 )
 from rerank_operator.publish.content import publish_namespaces
-from rerank_operator.reconcile.conditions import find, merge_conditions
-from rerank_operator.reconcile.decide import (
-    Observation,
-    desired_conditions,
-    invalid_conditions,
-    status_fields,
-)
+from rerank_operator.reconcile.conditions import find
+from rerank_operator.reconcile.decide import Observation, invalid_status, valid_status
 from rerank_operator.reconcile.tracker import ProbeTracker
 from rerank_operator.reconcile.workload import WorkloadState, observe_workload
 from rerank_operator.render import child_names, render_workload, selector_labels
@@ -135,13 +130,7 @@ class Reconciler:
     async def _write_invalid(self, raw: dict[str, Any], state: PipelineState, problems: list[str]) -> None:
         """Report and stop: children and the published config stay as they were (nothing is lost)."""
         generation = int(raw["metadata"].get("generation") or 0)
-        previous = (state.status or {}).get("conditions") or []
-        conditions = merge_conditions(
-            previous, invalid_conditions(problems), generation=generation, now=utcnow()
-        )
-        # keep the conditions that only a valid pass can judge (Degraded, Probed, Published)
-        kept = [c for c in previous if c.get("type") not in {c2["type"] for c2 in conditions}]
-        status = {**(state.status or {}), "observedGeneration": generation, "conditions": conditions + kept}
+        status = invalid_status(state.status, generation, problems, now=utcnow())
         await self._write_status(raw, state, status)
 
     # ------------------------------------------------------------------------------ valid
@@ -208,9 +197,7 @@ class Reconciler:
             publish_errors=publish_errors,
             published_time=state.published_time,
         )
-        previous = (state.status or {}).get("conditions") or []
-        conditions = merge_conditions(previous, desired_conditions(obs), generation=generation, now=utcnow())
-        status = {"observedGeneration": generation, "conditions": conditions, **status_fields(obs)}
+        status = valid_status(obs, state.status, now=utcnow())
         metrics.PIPELINE_READY.labels(ns, pipeline.name).set(1 if obs.verified else 0)
         state.settled = obs.verified or bool(apply_errors)
         await self._write_status(raw, state, status)

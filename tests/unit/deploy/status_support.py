@@ -2,8 +2,8 @@
 
 ``observation()`` builds a ``reconcile.decide.Observation`` of a verified pipeline (a rolled-out
 Deployment, a passing canary, the current generation published); keyword arguments replace fields.
-``valid_status``/``invalid_status`` compose ``status`` from it the way ``reconcile.engine`` does
-(``Reconciler._reconcile_valid`` / ``Reconciler._write_invalid``).
+``valid_status``/``invalid_status`` are the operator's own status assembly (``reconcile.decide``),
+re-exported with a fixed clock.
 
 A plain module, not conftest fixtures: the tests use these values in ``pytest.mark.parametrize``.
 """
@@ -14,13 +14,8 @@ from dataclasses import replace
 from typing import Any
 
 from rerank_operator.publish import PublishedConfig
-from rerank_operator.reconcile.conditions import merge_conditions
-from rerank_operator.reconcile.decide import (
-    Observation,
-    desired_conditions,
-    invalid_conditions,
-    status_fields,
-)
+from rerank_operator.reconcile import decide
+from rerank_operator.reconcile.decide import Observation
 from rerank_operator.reconcile.workload import WorkloadState
 
 NOW = "2026-01-01T00:00:00Z"
@@ -61,19 +56,10 @@ def observation(generation: int = 1, **changes: Any) -> Observation:
 def valid_status(
     obs: Observation, previous: dict[str, Any] | None = None, *, now: str = NOW
 ) -> dict[str, Any]:
-    """The status ``Reconciler._reconcile_valid`` writes for ``obs`` over ``previous``."""
-    conditions = merge_conditions(
-        (previous or {}).get("conditions") or [], desired_conditions(obs), generation=obs.generation, now=now
-    )
-    return {"observedGeneration": obs.generation, "conditions": conditions, **status_fields(obs)}
+    return decide.valid_status(obs, previous, now=now)
 
 
 def invalid_status(
     generation: int, problems: list[str], previous: dict[str, Any] | None = None, *, now: str = NOW
 ) -> dict[str, Any]:
-    """The status ``Reconciler._write_invalid`` writes (keeps conditions only a valid pass judges)."""
-    prev = (previous or {}).get("conditions") or []
-    conditions = merge_conditions(prev, invalid_conditions(problems), generation=generation, now=now)
-    written = {c["type"] for c in conditions}
-    kept = [c for c in prev if c.get("type") not in written]
-    return {**(previous or {}), "observedGeneration": generation, "conditions": conditions + kept}
+    return decide.invalid_status(previous, generation, problems, now=now)

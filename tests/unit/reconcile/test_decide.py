@@ -9,7 +9,9 @@ from rerank_operator.reconcile.decide import (
     Observation,
     desired_conditions,
     invalid_conditions,
+    invalid_status,
     status_fields,
+    valid_status,
 )
 from rerank_operator.reconcile.workload import WorkloadState
 
@@ -134,3 +136,21 @@ def test_status_fields_record_where_published_even_before_first_success() -> Non
     full = status_fields(obs())["published"]
     assert full["generation"] == 2 and full["functionJson"] == "{}" and full["ready"] is True
     assert status_fields(obs())["readyReplicas"] == 1
+
+
+def test_invalid_status_keeps_what_only_a_valid_pass_judges() -> None:
+    before = valid_status(obs(), None, now="t0")
+    after = invalid_status(before, 3, ["spec.replicas: must be >= 0"], now="t1")
+    assert after["observedGeneration"] == 3
+    assert after["published"] == before["published"]  # the working config is not forgotten
+    by = {c["type"]: c for c in after["conditions"]}
+    assert by["Ready"]["reason"] == "InvalidSpec"
+    assert by["Ready"]["lastTransitionTime"] == "t1"  # True -> False
+    assert by["Published"] == {c["type"]: c for c in before["conditions"]}["Published"]
+    assert by["Stalled"]["status"] == "True"
+
+
+def test_valid_status_carries_transition_times_over() -> None:
+    first = valid_status(obs(), None, now="t0")
+    again = valid_status(obs(), first, now="t1")
+    assert again == first
