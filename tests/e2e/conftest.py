@@ -9,17 +9,16 @@ Fixtures:
     A :class:`~rerank_operator.sandbox.ClusterClient` (``.kubeconfig``, ``.env``, ``.kubectl(*args)``,
     ``.apply(obj)``, ``.service_account_kubeconfig(ns, name)``). By default it is a
     :class:`~rerank_operator.sandbox.Sandbox`: kine + kube-apiserver + controller-manager + scheduler +
-    kwok on 127.0.0.1 with 2 fake GPU nodes (4 x nvidia.com/gpu, tainted nvidia.com/gpu=present:NoSchedule)
-    and 1 CPU node, CRDs from crds/ installed. With ``RERANK_E2E_KUBECONFIG=/path/kubeconfig`` the suite
-    runs against that existing cluster instead (kind, k3d, ...); CRDs from crds/ are applied to it.
+    kwok on 127.0.0.1 with 2 fake GPU nodes (``E2E_GPUS_PER_NODE`` x nvidia.com/gpu, tainted
+    nvidia.com/gpu=present:NoSchedule) and 1 CPU node, CRDs from crds/ installed. With
+    ``RERANK_E2E_KUBECONFIG=/path/kubeconfig`` the suite runs against that existing cluster instead
+    (kind, k3d, ...); CRDs from crds/ are applied to it.
     If applying crds/ fails (e.g. the apiserver rejects the schema), every test using it fails with
     kubectl's message.
 ``bare_cluster`` (session)
     The same cluster before/without the CRD step: for tests of the harness itself.
 ``sandbox`` (session)
     The same object when it is a Sandbox (for start_process, logs...); skips the test on external clusters.
-``kubectl`` (session)
-    ``kubectl(*args, input=None, check=True, timeout=120) -> CompletedProcess[str]`` for that cluster.
 ``namespace`` (function)
     A fresh namespace (its default ServiceAccount exists, so pods are admitted), deleted afterwards.
 
@@ -29,10 +28,10 @@ cut the first, very long build short); progress goes to the terminal.
 
 from __future__ import annotations
 
+import contextlib
 import os
-import subprocess
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,8 +54,6 @@ E2E_GPUS_PER_NODE = 12
 _build_error: list[BaseException] = []
 _sandboxes: list[Sandbox] = []
 
-Kubectl = Callable[..., "subprocess.CompletedProcess[str]"]
-
 
 def _is_e2e(item: pytest.Item) -> bool:
     return E2E_DIR in Path(str(item.path)).parents
@@ -74,10 +71,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         return
     capman = session.config.pluginmanager.getplugin("capturemanager")
     try:
-        if capman is not None:
-            with capman.global_and_fixture_disabled():
-                ensure_binaries((*CLUSTER_BINARIES, "helm"))
-        else:
+        with capman.global_and_fixture_disabled() if capman is not None else contextlib.nullcontext():
             ensure_binaries((*CLUSTER_BINARIES, "helm"))
     except BuildError as exc:  # reported by the `cluster` fixture, so non-e2e tests still run
         _build_error.append(exc)
@@ -130,11 +124,6 @@ def sandbox(bare_cluster: ClusterClient) -> Sandbox:
     if not isinstance(bare_cluster, Sandbox):
         pytest.skip(f"needs the built-in sandbox, not {EXTERNAL_ENV}")
     return bare_cluster
-
-
-@pytest.fixture(scope="session")
-def kubectl(bare_cluster: ClusterClient) -> Kubectl:
-    return bare_cluster.kubectl
 
 
 @pytest.fixture

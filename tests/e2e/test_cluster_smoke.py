@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from operator_support import condition
 
 from rerank_operator.sandbox import (
     GPU_LABEL,
@@ -76,10 +77,6 @@ def pods(cluster: ClusterClient, namespace: str, app: str) -> list[dict[str, Any
         "items"
     ]
     return items
-
-
-def condition(obj: dict[str, Any], type_: str) -> dict[str, Any] | None:
-    return next((c for c in obj.get("status", {}).get("conditions", []) if c["type"] == type_), None)
 
 
 def test_apiserver_healthy(cluster: ClusterClient) -> None:
@@ -222,6 +219,13 @@ def test_sandbox_teardown_leaves_nothing(sandbox: Sandbox) -> None:
         workdir = sb2.workdir
         assert sb2.kubectl("get", "--raw", "/readyz").stdout.strip() == "ok"
         assert "sleeper" in sb2.describe()["pids"]
+        # Without a path, a ServiceAccount kubeconfig lands in the workdir (and goes with it).
+        sa_kubeconfig = sb2.service_account_kubeconfig("default", "default")
+        assert workdir in sa_kubeconfig.parents
+        whoami = ClusterClient(sa_kubeconfig).kubectl(
+            "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"
+        )
+        assert whoami.stdout == "system:serviceaccount:default:default"
     assert not extra.alive()
     for pid in pids:
         assert live_group_members(pid) == []  # nor any child in its process group

@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+from rerank_operator.sandbox import ClusterClient
 from rerank_operator.sandbox.procs import live_group_members
 
 REPO = Path(__file__).resolve().parents[2]
@@ -41,14 +42,8 @@ def test_sandbox_command_runs_example_and_stops_on_sigint(sandbox: object, tmp_p
             err = (tmp_path / "sandbox.err").read_text()
         assert "press Ctrl-C" in err, err
         assert "bge-base" in err and "True" in err, f"example not Ready:\n{err}"
-        kubectl = Path(sys.executable).parent / "kubectl"
-        env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
-        ready = subprocess.run(
-            [str(kubectl), "get", "configmap", "bge-base-ranker", "-o", "jsonpath={.data.ready}"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=30,
+        ready = ClusterClient(kubeconfig).kubectl(
+            "get", "configmap", "bge-base-ranker", "-o", "jsonpath={.data.ready}", check=False, timeout=30
         )
         assert ready.stdout == "true", ready.stderr
 

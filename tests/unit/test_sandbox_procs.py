@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
+import sys
+import threading
 import time
 from pathlib import Path
 
@@ -12,6 +15,7 @@ import pytest
 from rerank_operator.sandbox.procs import (
     ManagedProcess,
     SandboxTimeout,
+    accepts_connections,
     free_port,
     live_group_members,
     tail,
@@ -35,6 +39,22 @@ def test_stop_kills_the_whole_process_group(tmp_path: Path) -> None:
     assert not proc.alive()
     assert live_group_members(proc.pid) == []
     proc.stop()  # idempotent
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="parent-death signal is Linux-only")
+def test_child_is_killed_when_the_spawning_thread_ends(tmp_path: Path) -> None:
+    spawned: list[ManagedProcess] = []
+    thread = threading.Thread(
+        target=lambda: spawned.append(ManagedProcess("orphan", ["sleep", "300"], log_path=tmp_path / "o.log"))
+    )
+    thread.start()
+    thread.join()
+    (proc,) = spawned
+    try:
+        wait_until(lambda: not proc.alive(), timeout=10, what="the orphan to be killed", interval=0.05)
+        assert proc.popen.returncode == -signal.SIGKILL
+    finally:
+        proc.stop()
 
 
 def test_wait_until_reports_dead_process_with_log_tail(tmp_path: Path) -> None:
@@ -68,6 +88,15 @@ def test_free_port_is_bindable_on_loopback() -> None:
     port = free_port()
     with socket.socket() as s:
         s.bind(("127.0.0.1", port))
+
+
+def test_accepts_connections() -> None:
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        assert accepts_connections(server.getsockname()[1]) is True
+    with pytest.raises(ConnectionRefusedError):  # an OSError, which wait_until reports on timeout
+        accepts_connections(free_port())
 
 
 def test_tail(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from rerank_operator.sandbox import Sandbox
@@ -59,73 +59,73 @@ def register(parser: argparse.ArgumentParser) -> None:
 # -- the steps after the cluster is up ----------------------------------------------------------------------
 # A loopback reranker stand-in, the operator (`rerank-operator run`) and an example pipeline. The
 # operator reaches the stand-in through the documented host-override seam, because the example's
-# Service name does not resolve outside a cluster.
+# Service name does not resolve outside a cluster. `run` parses the example once, before the cluster
+# starts: `args.example` is then its path (or None) and `args.pipeline` its first RerankPipeline (or None).
 
 Step = Callable[["Sandbox", argparse.Namespace], None]
 DEFAULT_EXAMPLE = Path("examples") / "minimal.yaml"
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _example(args: argparse.Namespace) -> dict[str, Any] | None:
-    import yaml
-
-    path: Path = args.example or _repo_file(DEFAULT_EXAMPLE)
-    if not path or not path.is_file():
-        return None
-    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    return doc if isinstance(doc, dict) else None
-
-
-def _repo_file(relative: Path) -> Path:
+def _repo_file(relative: Path) -> Path | None:
     for base in (Path.cwd(), Path(__file__).resolve().parents[3]):
         if (base / relative).is_file():
             return base / relative
-    return relative
+    return None
+
+
+def _load_example(args: argparse.Namespace) -> None:
+    """Resolve --example (default: the checkout's minimal example, if there is one) and validate it offline.
+
+    Raises ``FileError`` or ``InvalidPipeline`` for a file the operator could not serve.
+    """
+    from rerank_operator.cli._files import FileError, parse_pipelines
+    from rerank_operator.models import InvalidPipeline
+
+    args.pipeline = None
+    if args.no_operator:
+        args.example = None
+        return
+    args.example = args.example or _repo_file(DEFAULT_EXAMPLE)
+    if args.example is None:
+        return
+    parsed = parse_pipelines(str(args.example))
+    if parsed.problems:
+        raise InvalidPipeline(parsed.problems)
+    if not parsed.pipelines:
+        raise FileError(f"{args.example}: no RerankPipeline documents found")
+    args.pipeline = parsed.pipelines[0]
 
 
 def start_reranker_standin(sb: Sandbox, args: argparse.Namespace) -> None:
-    """A vLLM-protocol stand-in on loopback, serving the example's model name."""
+    """A vLLM-protocol stand-in on loopback, serving the example's model name (else the stand-in's default)."""
+    from rerank_operator.sandbox.procs import accepts_connections, free_port
+
     if args.no_operator:
         return
-    example = _example(args) or {}
-    model = (example.get("spec") or {}).get("model") or {}
-    served = model.get("servedName") or model.get("name") or "BAAI/bge-reranker-base"
-    args.standin_port = _free_port()
+    model = ["--model", args.pipeline.spec.model.effective_served_name] if args.pipeline else []
+    args.standin_port = free_port()
     sb.start_process(
         "standin",
-        [
-            sys.executable,
-            "-m",
-            "rerank_operator.standin",
-            "--port",
-            str(args.standin_port),
-            "--model",
-            served,
-        ],
-        ready=lambda: _listening(args.standin_port),
+        [sys.executable, "-m", "rerank_operator.standin", "--port", str(args.standin_port), *model],
+        ready=lambda: accepts_connections(args.standin_port),
         timeout=30,
     )
 
 
 def start_operator(sb: Sandbox, args: argparse.Namespace) -> None:
     """`rerank-operator run -A` with the example's Service mapped to the stand-in."""
+    from urllib.parse import urlsplit
+
+    from rerank_operator.publish import endpoint_for
+    from rerank_operator.settings import cluster_domain
+
     if args.no_operator:
         return
     overrides = ""
-    example = _example(args)
-    if example is not None:
-        meta = example.get("metadata") or {}
-        port = ((example.get("spec") or {}).get("engine") or {}).get("port", 8000)
-        host = f"{meta.get('name')}-reranker.{meta.get('namespace', 'default')}.svc.cluster.local:{port}"
-        overrides = f"{host}=127.0.0.1:{args.standin_port}"
+    if args.pipeline is not None:
+        # The host:port the operator will probe, as it computes it (cluster domain included).
+        service = urlsplit(endpoint_for(args.pipeline, cluster_domain())).netloc
+        overrides = f"{service}=127.0.0.1:{args.standin_port}"
     exe = Path(sys.executable).parent / "rerank-operator"
     sb.start_process(
         "operator",
@@ -135,13 +135,13 @@ def start_operator(sb: Sandbox, args: argparse.Namespace) -> None:
 
 
 def apply_example(sb: Sandbox, args: argparse.Namespace) -> None:
-    """Apply the example with kubectl, as a user would, and wait (bounded) for its verdict."""
-    example = _example(args)
-    if args.no_operator or example is None:
+    """Apply the example file with kubectl, as a user would, and wait (bounded) for its verdict."""
+    from rerank_operator.render import child_names
+
+    if args.pipeline is None:  # none found, or --no-operator
         return
-    meta = example.get("metadata") or {}
-    name, ns = str(meta.get("name")), str(meta.get("namespace", "default"))
-    sb.apply(example)
+    name, ns = args.pipeline.name, args.pipeline.namespace
+    sb.apply(args.example)
     print(f"applied {ns}/{name}; waiting for its Ready condition...", file=sys.stderr)
 
     def verdict() -> str | None:
@@ -162,16 +162,8 @@ def apply_example(sb: Sandbox, args: argparse.Namespace) -> None:
     except Exception as exc:  # still useful: the status explains why not
         print(f"not Ready yet: {exc}".splitlines()[0], file=sys.stderr)
     print(sb.kubectl("get", "rrp", "-n", ns, "-o", "wide", check=False).stdout, file=sys.stderr)
-    cm = f"{name}-ranker"
+    cm = child_names(args.pipeline).published
     print(f"published config: kubectl get configmap {cm} -n {ns} -o yaml", file=sys.stderr)
-
-
-def _listening(port: int) -> bool:
-    import socket
-
-    with socket.socket() as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 EXTRA_STEPS: list[Step] = [start_reranker_standin, start_operator, apply_example]
@@ -190,7 +182,9 @@ def _install_stop_handlers(stop: threading.Event) -> None:
 def run(args: argparse.Namespace) -> int:
     import logging
 
-    from rerank_operator.sandbox import Sandbox, SandboxTimeout, default_crds_dir
+    from rerank_operator.cli._files import FileError
+    from rerank_operator.models import InvalidPipeline
+    from rerank_operator.sandbox import Sandbox, SandboxTimeout, default_crds_dir, default_nodes
     from rerank_operator.sandbox.build import BuildError
 
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
@@ -202,11 +196,12 @@ def run(args: argparse.Namespace) -> int:
         except BuildError as exc:
             print(f"build failed: {exc}", file=sys.stderr)
             return 1
-    nodes = None
-    if args.gpu_nodes != 2 or args.cpu_nodes != 1:
-        from rerank_operator.sandbox import default_nodes
-
-        nodes = default_nodes(gpu_nodes=args.gpu_nodes, cpu_nodes=args.cpu_nodes)
+    try:  # before the cluster starts: a bad --example fails at once, not after a minute of startup
+        _load_example(args)
+    except (FileError, InvalidPipeline) as exc:
+        print(f"--example: {exc}", file=sys.stderr)
+        return 2
+    nodes = default_nodes(gpu_nodes=args.gpu_nodes, cpu_nodes=args.cpu_nodes)
     crds = None if args.no_crds else (args.crds or default_crds_dir())
     stop = threading.Event()
     # Signals during startup interrupt it (KeyboardInterrupt -> clean teardown); afterwards they set `stop`.
@@ -223,7 +218,7 @@ def run(args: argparse.Namespace) -> int:
                 args.kubeconfig_out.chmod(0o600)
             kubeconfig = args.kubeconfig_out or sb.kubeconfig
             print(f"sandbox ready: {sb.server} (logs in {sb.logs_dir})", file=sys.stderr)
-            if crds is None:
+            if crds is None and not args.no_crds:
                 print("no CRDs installed (none found; pass --crds DIR)", file=sys.stderr)
             print(f"export KUBECONFIG={kubeconfig}")
             print(f"KUBECONFIG={kubeconfig} kubectl get rrp -o wide")

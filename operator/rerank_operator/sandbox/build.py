@@ -311,17 +311,17 @@ def _compile(component: Component, out_dir: Path, work_dir: Path) -> None:
     required = go_directive(gomod_text)
     if required and not go_satisfies(required, have):
         raise BuildError(f"{component.module}@{component.version} needs go {required}, have {have}")
-    common = ["-p", env["GOMAXPROCS"], "-v", f"-ldflags={ldflags(component)}", "-o", f"{out_dir}/"]
+    flags = ["-p", env["GOMAXPROCS"], "-v", f"-ldflags={ldflags(component)}"]
     if component.name == "kubernetes":
         # A throw-away main module that pins the release and maps staging modules to their published tags.
         work_dir.mkdir(parents=True, exist_ok=True)
         (work_dir / "go.mod").write_text(render_kubernetes_gomod(component.version, gomod_text))
         (work_dir / "go.sum").touch()
-        args = ["go", "build", "-mod=mod", *common, *component.packages]
+        args = ["go", "build", "-mod=mod", *flags, "-o", f"{out_dir}/", *component.packages]
         _run_go(args, cwd=work_dir, env=env, label=f"{component.dirname} go build")
     else:
         env["GOBIN"] = str(out_dir)
-        args = ["go", "install", *common[:-2], *(f"{p}@{component.version}" for p in component.packages)]
+        args = ["go", "install", *flags, *(f"{p}@{component.version}" for p in component.packages)]
         _run_go(args, cwd=out_dir, env=env, label=f"{component.dirname} go install")
 
 
@@ -340,13 +340,13 @@ def _file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def build_component(component: Component, *, root: Path | None = None, force: bool = False) -> Path:
+def build_component(component: Component) -> Path:
     """Compile a component into its cache dir unless present; returns that dir. Safe to call concurrently."""
-    root = root or cache_root()
+    root = cache_root()
     final = root / component.dirname
     with _file_lock(root / f".{component.dirname}.lock"):
-        if final.is_dir() and not force:
-            return final
+        if all((final / b).is_file() for b in component.binaries):
+            return final  # another process built it while this one waited for the lock
         _log(f"building {component.dirname} into {final} (the first build takes a while)")
         start = time.monotonic()
         tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{component.dirname}-", dir=root))
@@ -355,7 +355,7 @@ def build_component(component: Component, *, root: Path | None = None, force: bo
             missing = [b for b in component.binaries if not (tmp / b).is_file()]
             if missing:
                 raise BuildError(f"{component.dirname}: build produced no {missing}")
-            if final.exists():
+            if final.exists():  # an incomplete entry, e.g. a binary deleted by hand
                 shutil.rmtree(final)
             tmp.chmod(0o755)  # mkdtemp creates 0700; the cache may be shared by CI users
             tmp.rename(final)

@@ -70,18 +70,12 @@ def manifest_text(manifest: str | Path | Mapping[str, Any] | Sequence[Mapping[st
 class ClusterClient:
     """kubeconfig + kubectl for one cluster; `env` is what child processes (kubectl, the operator) get."""
 
-    def __init__(
-        self,
-        kubeconfig: Path,
-        *,
-        kubectl: Path | None = None,
-        cache_dir: Path | None = None,
-        scratch_dir: Path | None = None,
-    ) -> None:
+    def __init__(self, kubeconfig: Path, *, kubectl: Path | None = None) -> None:
         self.kubeconfig = Path(kubeconfig)
         self.kubectl_path = kubectl or find_kubectl()
-        self._cache_dir = cache_dir
-        self._scratch_dir = scratch_dir
+        # Set by Sandbox to places inside its workdir; None: kubectl's default cache, the system temp dir.
+        self._cache_dir: Path | None = None
+        self._scratch_dir: Path | None = None
 
     @property
     def env(self) -> dict[str, str]:
@@ -158,6 +152,8 @@ class ClusterClient:
         elif "certificate-authority" in cluster:
             ca_pem = Path(cluster["certificate-authority"]).read_bytes()
         if path is None:
+            if self._scratch_dir:
+                self._scratch_dir.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(
                 prefix=f"sa-{namespace}-{name}-", suffix=".kubeconfig", dir=self._scratch_dir
             )

@@ -27,7 +27,6 @@ import functools
 import logging
 import os
 import shutil
-import socket
 import ssl
 import tempfile
 import time
@@ -35,19 +34,18 @@ import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
-
-import yaml
+from typing import Any, TypeVar
 
 from rerank_operator.sandbox.build import KUBERNETES_COMMANDS, ensure_binaries
-from rerank_operator.sandbox.client import ClusterClient, find_kubectl
+from rerank_operator.sandbox.client import ClusterClient
 from rerank_operator.sandbox.kubeconfig import write_kubeconfig
 from rerank_operator.sandbox.kwok_stages import DEFAULT_STAGES
 from rerank_operator.sandbox.nodes import KWOK_SELECTOR, FakeNode, default_nodes, node_list
 from rerank_operator.sandbox.pki import Pki, StaticUser, generate_pki, render_token_file
-from rerank_operator.sandbox.procs import ManagedProcess, free_port, wait_until
+from rerank_operator.sandbox.procs import ManagedProcess, accepts_connections, free_port, wait_until
 
 log = logging.getLogger("rerank_operator.sandbox")
+T = TypeVar("T")
 
 HOST = "127.0.0.1"
 SERVICE_CIDR = "10.96.0.0/16"
@@ -73,11 +71,6 @@ def _http_ok(url: str, *, context: ssl.SSLContext | None = None, token: str | No
     req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
     with urllib.request.urlopen(req, context=context, timeout=5) as resp:
         return int(resp.status) == 200
-
-
-def _tcp_open(port: int) -> bool:
-    with socket.create_connection((HOST, port), timeout=1):
-        return True
 
 
 class Sandbox(ClusterClient):
@@ -121,7 +114,7 @@ class Sandbox(ClusterClient):
         self._users: dict[str, StaticUser] = {}
         self._failed = False
         self._started = False
-        super().__init__(self.workdir / "admin.kubeconfig", kubectl=find_kubectl())
+        super().__init__(self.workdir / "admin.kubeconfig")
         self._set_workdir(self.workdir)
 
     def _set_workdir(self, workdir: Path) -> None:
@@ -206,19 +199,9 @@ class Sandbox(ClusterClient):
     ) -> ManagedProcess:
         """Run an extra process (operator, reranker stand-in...) with `self.env` (+ `env`), logged to
         logs/<name>.log, stopped before the control plane. `ready` is polled until truthy."""
-        if name in self.processes:
-            raise ValueError(f"a sandbox process named {name!r} already runs")
-        proc = ManagedProcess(
-            name,
-            argv,
-            log_path=self.logs_dir / f"{name}.log",
-            env={**self.env, **(env or {})},
-            cwd=cwd,
-            die_with_parent=self._die_with_parent,
-        )
-        self.processes[name] = proc
+        proc = self._launch(name, argv, env={**self.env, **(env or {})}, cwd=cwd)
         if ready is not None:
-            self.wait_for(ready, timeout=timeout or self.timeout, what=f"{name} to become ready", also=[proc])
+            self.wait_for(ready, timeout=timeout or self.timeout, what=f"{name} to become ready")
         return proc
 
     def stop_process(self, name: str) -> None:
@@ -227,17 +210,29 @@ class Sandbox(ClusterClient):
 
     def wait_for(
         self,
-        check: Callable[[], Any],
+        check: Callable[[], T | None],
         *,
         timeout: float,
         what: str,
         also: Sequence[ManagedProcess] = (),
-    ) -> Any:
-        """Poll `check`; fail early if a control-plane process dies; timeouts quote their logs."""
-        return wait_until(check, timeout=timeout, what=what, watch=[*self.processes.values(), *also])
+    ) -> T:
+        """Poll `check`; fail early if a sandbox process (or one in `also`) dies; timeouts quote their logs."""
+        watch = dict.fromkeys([*self.processes.values(), *also])  # each once, in start order
+        return wait_until(check, timeout=timeout, what=what, watch=list(watch))
 
     def log_path(self, name: str) -> Path:
         return self.logs_dir / f"{name}.log"
+
+    def _launch(
+        self, name: str, argv: Sequence[str], *, env: Mapping[str, str] | None, cwd: Path | None
+    ) -> ManagedProcess:
+        if name in self.processes:
+            raise ValueError(f"a sandbox process named {name!r} already runs")
+        proc = ManagedProcess(
+            name, argv, log_path=self.log_path(name), env=env, cwd=cwd, die_with_parent=self._die_with_parent
+        )
+        self.processes[name] = proc
+        return proc
 
     # -- startup phases ----------------------------------------------------------------------------------
 
@@ -245,17 +240,9 @@ class Sandbox(ClusterClient):
         missing = [b for b in CLUSTER_BINARIES if b not in self._binaries]
         self._binaries.update(ensure_binaries(missing, build=self._build))
 
-    def _spawn(self, name: str, argv: Sequence[str], env: Mapping[str, str] | None = None) -> ManagedProcess:
-        proc = ManagedProcess(
-            name,
-            [str(self._binaries[name]), *argv],
-            log_path=self.logs_dir / f"{name}.log",
-            env=env,
-            cwd=self.workdir,
-            die_with_parent=self._die_with_parent,
-        )
-        self.processes[name] = proc
-        return proc
+    def _spawn(self, name: str, argv: Sequence[str], env: Mapping[str, str] | None = None) -> None:
+        """Start a control-plane component from its resolved binary, in the workdir."""
+        self._launch(name, [str(self._binaries[name]), *argv], env=env, cwd=self.workdir)
 
     def _prepare_files(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -271,8 +258,7 @@ class Sandbox(ClusterClient):
         token_file = self.workdir / "pki" / "tokens.csv"
         token_file.write_text(render_token_file(list(self._users.values())))
         token_file.chmod(0o600)
-        for name in ("kine", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"):
-            self.ports[name] = free_port(HOST)
+        self.ports = {name: free_port(HOST) for name in CLUSTER_BINARIES}
         self.server = f"https://{HOST}:{self.ports['kube-apiserver']}"
         ca_pem = self.pki.ca_cert.read_bytes()
         for key, user in self._users.items():
@@ -284,7 +270,7 @@ class Sandbox(ClusterClient):
         db = self.workdir / "db"
         db.mkdir(exist_ok=True)
         port = self.ports["kine"]
-        proc = self._spawn(
+        self._spawn(
             "kine",
             [
                 f"--listen-address={HOST}:{port}",
@@ -293,12 +279,12 @@ class Sandbox(ClusterClient):
                 "--metrics-bind-address=0",
             ],
         )
-        wait_until(lambda: _tcp_open(port), timeout=self.timeout, what="kine to listen", watch=[proc])
+        self.wait_for(lambda: accepts_connections(port, HOST), timeout=self.timeout, what="kine to listen")
 
     def _start_apiserver(self) -> None:
         assert self.pki is not None
         pki = self.pki
-        proc = self._spawn(
+        self._spawn(
             "kube-apiserver",
             [
                 f"--etcd-servers=http://{HOST}:{self.ports['kine']}",
@@ -331,11 +317,10 @@ class Sandbox(ClusterClient):
         )
         ctx = ssl.create_default_context(cafile=str(pki.ca_cert))
         token = self._users["admin"].token
-        wait_until(
+        self.wait_for(
             lambda: _http_ok(f"{self.server}/readyz", context=ctx, token=token),
             timeout=self.timeout,
             what="kube-apiserver /readyz",
-            watch=[proc],
         )
 
     def _start_controllers(self) -> None:
@@ -418,7 +403,7 @@ class Sandbox(ClusterClient):
     # -- convenience ---------------------------------------------------------------------------------------
 
     def describe(self) -> dict[str, Any]:
-        """Summary for humans and for `rerank-operator sandbox`: server, kubeconfig, logs, pids, timings."""
+        """Summary for humans and reports: server, kubeconfig, workdir, logs, pids, timings."""
         return {
             "server": self.server,
             "kubeconfig": str(self.kubeconfig),
@@ -427,14 +412,3 @@ class Sandbox(ClusterClient):
             "pids": {n: p.pid for n, p in self.processes.items()},
             "timings": {k: round(v, 1) for k, v in self.timings.items()},
         }
-
-    def dump_logs(self, lines: int = 30) -> str:
-        """Tails of every process log (for failure reports)."""
-        return "\n\n".join(p.describe_failure(lines) for p in self.processes.values())
-
-
-def load_kubeconfig_server(path: Path) -> str:
-    """The current context's server URL (used when printing hints for an external kubeconfig)."""
-    data = yaml.safe_load(path.read_text())
-    ctx = next(c for c in data["contexts"] if c["name"] == data["current-context"])["context"]
-    return str(next(c for c in data["clusters"] if c["name"] == ctx["cluster"])["cluster"]["server"])

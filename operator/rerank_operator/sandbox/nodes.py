@@ -6,7 +6,6 @@ uses, so scheduling behaves as on a real GPU pool: pods need both the resource r
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,7 +70,3 @@ def default_nodes(gpu_nodes: int = 2, cpu_nodes: int = 1, gpus_per_node: int = 4
 def node_list(nodes: list[FakeNode]) -> dict[str, Any]:
     """A v1 List that `kubectl apply -f -` accepts in one call."""
     return {"apiVersion": "v1", "kind": "List", "items": [n.manifest() for n in nodes]}
-
-
-def iter_names(nodes: list[FakeNode]) -> Iterator[str]:
-    yield from (n.name for n in nodes)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
+import functools
 import os
 import signal
 import socket
@@ -33,6 +33,13 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+def accepts_connections(port: int, host: str = "127.0.0.1") -> bool:
+    """True once something listens on host:port; before that the OSError (e.g. connection refused)
+    propagates, so `wait_until` can quote it on timeout."""
+    with socket.create_connection((host, port), timeout=1):
+        return True
 
 
 def tail(path: Path, lines: int = 40) -> str:
@@ -62,11 +69,19 @@ def live_group_members(pgid: int) -> list[int]:
     return members
 
 
-def _die_with_parent() -> None:
-    """preexec_fn: SIGKILL the child when the thread that spawned it dies."""
-    libc_name = ctypes.util.find_library("c")
-    if libc_name:
-        ctypes.CDLL(libc_name, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+@functools.cache
+def _die_with_parent() -> Callable[[], None]:
+    """A preexec_fn that SIGKILLs the child when the thread that spawned it dies.
+
+    prctl is looked up here, in the parent, so the forked child only makes the one system call (a library
+    search in the child would spawn ldconfig between fork and exec).
+    """
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+
+    def preexec() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+    return preexec
 
 
 class ManagedProcess:
@@ -97,7 +112,7 @@ class ManagedProcess:
                 env=None if env is None else dict(env),
                 cwd=cwd,
                 start_new_session=True,
-                preexec_fn=_die_with_parent if die_with_parent and sys.platform == "linux" else None,
+                preexec_fn=_die_with_parent() if die_with_parent and sys.platform == "linux" else None,
             )
 
     @property
