@@ -108,6 +108,27 @@ def test_fake_gpu_nodes(cluster: ClusterClient, fake_gpu_nodes: list[dict[str, A
     assert not [t for n in cpu_only for t in n["spec"].get("taints", []) if t["key"] == GPU_TAINT["key"]]
 
 
+def test_fake_nodes_renew_leases(cluster: ClusterClient, fake_gpu_nodes: list[dict[str, Any]]) -> None:
+    """kwok posts node status only every ~10 min; liveness rides on leases, as with a real kubelet.
+
+    Without renewed leases the node lifecycle controller marks every node Unknown after its grace
+    period and their pods NotReady, and kwok never makes those pods Ready again (a CI flake once).
+    """
+
+    def leases() -> dict[str, str]:
+        items = cluster.kubectl_json("get", "leases", "-n", "kube-node-lease")["items"]
+        return {i["metadata"]["name"]: i["spec"].get("renewTime", "") for i in items}
+
+    names = {n["metadata"]["name"] for n in fake_gpu_nodes}
+    first = leases()
+    assert names <= set(first), f"no Lease in kube-node-lease for {sorted(names - set(first))}"
+    cluster.wait_for(
+        lambda: all(leases()[n] != first[n] for n in names),
+        timeout=60,
+        what=f"leases of {sorted(names)} renewed",
+    )
+
+
 def test_gpu_deployment_runs_on_gpu_node(
     cluster: ClusterClient, namespace: str, fake_gpu_nodes: list[dict[str, Any]]
 ) -> None:

@@ -97,8 +97,27 @@ def wait_ready(cluster: ClusterClient, op: OperatorProcess, name: str, ns: str) 
         )
     except SandboxTimeout as exc:
         status = json.dumps((seen[0] or {}).get("status"), indent=1)
-        raise AssertionError(f"{ns}/{name} status at timeout:\n{status}\n{exc}") from None
+        raise AssertionError(
+            f"{ns}/{name} status at timeout:\n{status}\n{workload_summary(cluster, name, ns)}\n{exc}"
+        ) from None
     return result
+
+
+def workload_summary(cluster: ClusterClient, name: str, ns: str) -> str:
+    """Pods and nodes as the control plane sees them, for timeouts that are not the operator's fault."""
+    lines = []
+    pods = get_json(cluster, "pods", "-n", ns, "-l", f"app.kubernetes.io/instance={name}") or {}
+    for pod in pods.get("items", []):
+        st = pod.get("status") or {}
+        conds = {c["type"]: c["status"] for c in st.get("conditions") or []}
+        lines.append(
+            f"pod {pod['metadata']['name']} node={pod['spec'].get('nodeName')} {st.get('phase')} {conds}"
+        )
+    for node in (get_json(cluster, "nodes") or {}).get("items", []):
+        ready = condition(node, "Ready") or {}
+        taints = [t["key"] for t in node["spec"].get("taints", [])]
+        lines.append(f"node {node['metadata']['name']} Ready={ready.get('status')} taints={taints}")
+    return "\n".join(lines)
 
 
 def published(cluster: ClusterClient, name: str, ns: str) -> dict[str, str] | None:

@@ -51,6 +51,7 @@ HOST = "127.0.0.1"
 SERVICE_CIDR = "10.96.0.0/16"
 POD_CIDR = "10.244.0.1/16"
 SA_ISSUER = "https://kubernetes.default.svc.cluster.local"
+NODE_LEASE_SECONDS = 40  # kubelet default
 CLUSTER_BINARIES = ("kine", *KUBERNETES_COMMANDS, "kwok")
 
 
@@ -359,6 +360,10 @@ class Sandbox(ClusterClient):
                 "--manage-all-nodes=false",
                 f"--manage-nodes-with-annotation-selector={KWOK_SELECTOR}",
                 f"--cidr={POD_CIDR}",
+                # kwok's stages post node status only every ~10 min and expect leases to carry liveness;
+                # without leases (the binary's default is off) the node lifecycle controller marks every
+                # node Unknown after 50 s and its pods NotReady, which kwok never undoes.
+                f"--node-lease-duration-seconds={NODE_LEASE_SECONDS}",
                 f"--server-address={HOST}:{self.ports['kwok']}",
             ],
             env={**os.environ, "HOME": str(kwok_home)},
