@@ -556,11 +556,15 @@ class Harness:
         await self.play_deployment_controller(name)
         await self.wait_ready(name)
 
-    async def play_deployment_controller(self, name: str, *, ready: int | None = None) -> None:
-        """What the Deployment controller reports once ``ready`` pods of the current template run."""
+    async def play_deployment_controller(
+        self, name: str, *, ready: int | None = None, updated: int | None = None
+    ) -> None:
+        """What the Deployment controller reports once ``ready`` of ``updated`` pods of the current
+        template run (``updated`` defaults to ``ready``: a rollout; more than ``ready``: pods lost)."""
         dep = self.must(DEPLOYMENTS, f"{name}-reranker")
         desired = int(dep["spec"].get("replicas", 1))
         ready = desired if ready is None else ready
+        updated = ready if updated is None else updated
         await self.patch(
             DEPLOYMENTS,
             f"{name}-reranker",
@@ -568,7 +572,7 @@ class Harness:
                 "status": {
                     "observedGeneration": int(dep["metadata"]["generation"]),
                     "replicas": desired,
-                    "updatedReplicas": ready,
+                    "updatedReplicas": updated,
                     "readyReplicas": ready,
                     "availableReplicas": ready,
                 }

@@ -129,6 +129,37 @@ async def test_failing_canary_keeps_the_last_good_config_and_recovers(
     assert h.published("rr") == good
 
 
+# ------------------------------------------------------------------------------------ 4. lost replicas
+async def test_lost_replica_keeps_serving_reports_degraded_and_recovers(start_operator: Any) -> None:
+    h = await start_operator()
+    await h.converge("rr", pipeline_spec(replicas=2))
+    good = h.published("rr")
+
+    # a node drain takes one of two pods; the replacement is not ready yet
+    await h.play_deployment_controller("rr", ready=1, updated=2)
+
+    def short() -> None:
+        degraded = h.condition("rr", "Degraded")
+        assert degraded["status"] == "True" and degraded["reason"] == "ReplicasUnavailable", degraded
+        assert "1/2 pods ready" in degraded["message"]
+
+    await passes(short, within=5, message="Degraded=ReplicasUnavailable")
+    ready = h.condition("rr", "Ready")
+    assert ready["status"] == "True" and "1/2 pods ready" in ready["message"]
+    assert h.status("rr")["readyReplicas"] == 1
+    assert h.published("rr") == good  # apps keep using it: the canary still passes
+    assert h.condition("rr", "Progressing")["status"] == "False"  # nothing is rolling out
+
+    await h.play_deployment_controller("rr")
+    await eventually(
+        lambda: h.condition("rr", "Degraded")["status"] == "False",
+        within=5,
+        message="Degraded cleared once both pods are ready",
+    )
+    assert "pods ready" not in h.condition("rr", "Ready")["message"]
+    assert h.published("rr") == good
+
+
 # ------------------------------------------------------------------------------------ 9. quiet steady state
 async def test_steady_state_writes_no_status_and_creates_nothing_twice(start_operator: Any) -> None:
     h = await start_operator()

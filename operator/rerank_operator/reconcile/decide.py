@@ -34,13 +34,28 @@ class Observation:
     @property
     def verified(self) -> bool:
         """The *current* generation is rolled out and answered the canary correctly."""
+        return self._generation_published and self.healthy and self.workload.rolled_out
+
+    @property
+    def replicas_lost(self) -> bool:
+        """This generation was rolled out and verified before, every pod runs its template, yet fewer
+        are ready than desired (a node drain, a crash): lost capacity, not a rollout."""
+        w = self.workload
+        return self._generation_published and w.pods_current and w.ready < self.desired_replicas
+
+    @property
+    def serving(self) -> bool:
+        """What Ready=True means: the current generation answers its canary, so apps may use it,
+        even while it runs short of replicas (Degraded says so)."""
+        return self.verified or (self.replicas_lost and self.healthy and self.workload.serving)
+
+    @property
+    def _generation_published(self) -> bool:
         return (
             not self.apply_errors
             and self.desired_replicas > 0
             and self.published is not None
             and self.published.generation == self.generation
-            and self.healthy
-            and self.workload.rolled_out
         )
 
 
@@ -54,6 +69,11 @@ def not_ready_reason(obs: Observation) -> tuple[str, str]:
         return "ContainerFailing", w.failure_message
     if w.pending_message and w.ready < obs.desired_replicas:
         return "PodsPending", w.pending_message
+    if obs.replicas_lost:
+        return (
+            "ReplicasUnavailable",
+            f"{w.ready}/{obs.desired_replicas} pods ready; this generation served before",
+        )
     if not w.rolled_out:
         return "RollingOut", f"{w.ready}/{obs.desired_replicas} pods ready, {w.updated} updated"
     if obs.probed and not obs.healthy:
@@ -65,31 +85,37 @@ def not_ready_reason(obs: Observation) -> tuple[str, str]:
 def desired_conditions(obs: Observation) -> list[Desired]:
     stalled = bool(obs.apply_errors)
     where = ", ".join(f"{ns}/{obs.config_map_name}" for ns in obs.namespaces)
-    if obs.verified:
+    w = obs.workload
+    if obs.serving:
         latency = (obs.last_probe or {}).get("latencyMs")
         lat = f" in {latency:.0f} ms" if isinstance(latency, int | float) else ""
-        ready = Desired("Ready", "True", "Healthy", f"canary rerank passed{lat}; published to {where}")
+        pods = f"; {w.ready}/{obs.desired_replicas} pods ready" if obs.replicas_lost else ""
+        ready = Desired("Ready", "True", "Healthy", f"canary rerank passed{lat}; published to {where}{pods}")
     else:
         reason, message = not_ready_reason(obs)
         ready = Desired("Ready", "False", reason, message)
 
-    if stalled or obs.verified:
+    if stalled or obs.serving:
         progressing = Desired("Progressing", "False", "Stalled" if stalled else "Reconciled", ready.message)
     else:
         progressing = Desired("Progressing", "True", ready.reason, ready.message)
 
-    degraded_msgs: list[str] = []
+    # (reason, message) pairs; the first reason names the condition
+    degraded_by: list[tuple[str, str]] = []
     if obs.published is not None and not obs.healthy:
-        degraded_msgs.append(f"published reranker failing its canary: {ready.message}")
-    degraded_msgs += obs.publish_errors
-    degraded = (
-        Desired(
-            "Degraded",
-            "True",
-            "PublishFailed" if obs.publish_errors and obs.healthy else "CanaryFailing",
-            "; ".join(degraded_msgs),
+        degraded_by.append(("CanaryFailing", f"published reranker failing its canary: {ready.message}"))
+    if obs.replicas_lost:
+        why = w.pending_message or w.failure_message
+        degraded_by.append(
+            (
+                "ReplicasUnavailable",
+                f"{w.ready}/{obs.desired_replicas} pods ready" + (f": {why}" if why else ""),
+            )
         )
-        if degraded_msgs
+    degraded_by += [("PublishFailed", e) for e in obs.publish_errors]
+    degraded = (
+        Desired("Degraded", "True", degraded_by[0][0], "; ".join(m for _, m in degraded_by))
+        if degraded_by
         else Desired("Degraded", "False", "AsExpected")
     )
     stalled_c = (

@@ -198,7 +198,7 @@ class Reconciler:
             published_time=state.published_time,
         )
         status = valid_status(obs, state.status, now=utcnow())
-        metrics.PIPELINE_READY.labels(ns, pipeline.name).set(1 if obs.verified else 0)
+        metrics.PIPELINE_READY.labels(ns, pipeline.name).set(1 if obs.serving else 0)
         state.settled = obs.verified or bool(apply_errors)
         await self._write_status(raw, state, status)
 

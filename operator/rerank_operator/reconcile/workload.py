@@ -11,13 +11,20 @@ class WorkloadState:
     desired: int
     ready: int
     updated: int
-    rolled_out: bool
+    # Every pod runs the current template: the Deployment saw its latest generation, all replicas
+    # are updated and no old pod is left. Ready or not: that is what tells a rollout (not current)
+    # from lost capacity (current, but fewer pods ready than desired).
+    pods_current: bool
     pending_message: str | None = None
     failure_message: str | None = None
 
     @property
     def serving(self) -> bool:
         return self.ready > 0
+
+    @property
+    def rolled_out(self) -> bool:
+        return self.pods_current and self.ready >= self.desired
 
 
 def observe_workload(
@@ -26,7 +33,7 @@ def observe_workload(
     """Summarise rollout progress; surface why pods wait (e.g. ``Insufficient nvidia.com/gpu``)."""
     if deployment is None:
         return WorkloadState(
-            desired=desired, ready=0, updated=0, rolled_out=False, pending_message="Deployment not found"
+            desired=desired, ready=0, updated=0, pods_current=False, pending_message="Deployment not found"
         )
     status = deployment.get("status") or {}
     meta = deployment.get("metadata") or {}
@@ -35,12 +42,11 @@ def observe_workload(
     total = int(status.get("replicas") or 0)
     observed = int(status.get("observedGeneration") or 0)
     generation = int(meta.get("generation") or 0)
-    rolled_out = observed >= generation and updated >= desired and ready >= desired and total <= desired
     return WorkloadState(
         desired=desired,
         ready=ready,
         updated=updated,
-        rolled_out=rolled_out,
+        pods_current=observed >= generation and updated >= desired and total <= desired,
         pending_message=_pending(pods),
         failure_message=_container_failure(pods),
     )

@@ -21,7 +21,7 @@ from rerank_operator.reconcile.workload import WorkloadState
 NOW = "2026-01-01T00:00:00Z"
 MODEL = "BAAI/bge-reranker-base"
 ENDPOINT = "http://bge-base-reranker.search.svc.cluster.local:8000"
-ROLLED = WorkloadState(desired=1, ready=1, updated=1, rolled_out=True)
+ROLLED = WorkloadState(desired=1, ready=1, updated=1, pods_current=True)
 
 
 def snapshot(generation: int) -> PublishedConfig:

@@ -208,6 +208,7 @@ def written(obs: Observation, *, generation: int | None = None) -> dict[str, Any
             "Degraded",  # the published (last good) reranker fails its canary now
         ),
         (observation(2, desired_replicas=0, published_ready=False), "Suspended"),
+        (observation(2, workload=WorkloadState(2, 1, 2, True), desired_replicas=2), "Degraded"),
     ],
     ids=[
         "verified",
@@ -217,6 +218,7 @@ def written(obs: Observation, *, generation: int | None = None) -> dict[str, Any
         "crashloop",
         "canary-failing",
         "scaled-to-zero",
+        "replica-lost",  # serving (Ready=True) on fewer pods than asked for
     ],
 )
 def test_operator_statuses(obs: Observation, expected: str) -> None:

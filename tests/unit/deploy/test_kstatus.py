@@ -97,7 +97,7 @@ def test_first_pass_is_in_progress() -> None:
 
 def test_rolling_out_is_in_progress() -> None:
     rolling = observation(
-        desired_replicas=2, workload=WorkloadState(desired=2, ready=1, updated=2, rolled_out=False)
+        desired_replicas=2, workload=WorkloadState(desired=2, ready=1, updated=2, pods_current=False)
     )
     status = valid_status(rolling)
     assert _condition({"status": status}, "Ready")["reason"] == "RollingOut"  # type: ignore[index]
@@ -124,6 +124,14 @@ def test_verified_after_a_rollout_is_current() -> None:
     status = valid_status(observation(workload=WorkloadState(1, 0, 1, False)), status)
     status = valid_status(observation(), status, now=LATER)
     assert kstatus(obj_with(status, 1)) == "Current"
+
+
+def test_replica_lost_after_verification_is_current_while_serving() -> None:
+    """kstatus has no Degraded: a pipeline still serving on fewer pods is Current (Argo CD shows Degraded)."""
+    short = observation(desired_replicas=2, workload=WorkloadState(2, 1, 2, True))
+    assert kstatus(obj_with(valid_status(short), 1)) == "Current"
+    gone = observation(desired_replicas=2, workload=WorkloadState(2, 0, 2, True))
+    assert kstatus(obj_with(valid_status(gone), 1)) == "InProgress"
 
 
 def test_invalid_spec_is_failed() -> None:

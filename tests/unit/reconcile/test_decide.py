@@ -15,7 +15,7 @@ from rerank_operator.reconcile.decide import (
 )
 from rerank_operator.reconcile.workload import WorkloadState
 
-ROLLED = WorkloadState(desired=1, ready=1, updated=1, rolled_out=True)
+ROLLED = WorkloadState(desired=1, ready=1, updated=1, pods_current=True)
 SNAPSHOT = PublishedConfig(
     endpoint="http://x-reranker.ns.svc.cluster.local:8000",
     model="m",
@@ -116,6 +116,48 @@ def test_failing_after_publish_is_degraded_and_keeps_published() -> None:
     assert c["Degraded"].status == "True"
     assert c["Published"].status == "True" and "last good config kept" in c["Published"].message
     assert c["Probed"].status == "False" and c["Probed"].reason == "HTTPStatus"
+
+
+SHORT = WorkloadState(desired=2, ready=1, updated=2, pods_current=True)
+
+
+def test_replica_lost_after_verification_stays_ready_and_is_degraded() -> None:
+    o = obs(desired_replicas=2, workload=SHORT)
+    assert o.replicas_lost and o.serving and not o.verified
+    c = by_type(desired_conditions(o))
+    assert c["Ready"].status == "True" and "1/2 pods ready" in c["Ready"].message
+    assert c["Degraded"].status == "True" and c["Degraded"].reason == "ReplicasUnavailable"
+    assert c["Progressing"].status == "False" and c["Reconciling"].status == "False"
+
+
+def test_replica_lost_degraded_message_says_why_the_replacement_waits() -> None:
+    pending = replace(SHORT, pending_message="pod p-2 Unschedulable: 0/3 nodes: Insufficient nvidia.com/gpu")
+    c = by_type(desired_conditions(obs(desired_replicas=2, workload=pending)))
+    assert c["Ready"].status == "True"
+    assert "Insufficient nvidia.com/gpu" in c["Degraded"].message
+
+
+def test_all_replicas_lost_is_not_ready_and_not_called_a_rollout() -> None:
+    gone = replace(SHORT, ready=0)
+    c = by_type(desired_conditions(obs(desired_replicas=2, workload=gone)))
+    assert c["Ready"].status == "False" and c["Ready"].reason == "ReplicasUnavailable"
+    assert c["Degraded"].status == "True" and c["Degraded"].reason == "ReplicasUnavailable"
+    # once the canary has failed often enough, that is the headline; lost replicas stay in the message
+    c = by_type(desired_conditions(obs(desired_replicas=2, workload=gone, healthy=False)))
+    assert c["Degraded"].reason == "CanaryFailing" and "0/2 pods ready" in c["Degraded"].message
+
+
+def test_fewer_ready_pods_of_an_unverified_generation_is_a_rollout() -> None:
+    # generation 3 never passed its canary: pods still loading the model are progress, not loss
+    c = by_type(desired_conditions(obs(generation=3, desired_replicas=2, workload=SHORT)))
+    assert c["Ready"].status == "False" and c["Ready"].reason == "RollingOut"
+    assert c["Degraded"].status == "False"
+
+
+def test_publish_error_names_degraded_when_the_reranker_is_healthy() -> None:
+    c = by_type(desired_conditions(obs(publish_errors=["cannot publish to namespace apps: forbidden"])))
+    assert c["Ready"].status == "True"
+    assert c["Degraded"].status == "True" and c["Degraded"].reason == "PublishFailed"
 
 
 def test_not_probed_yet() -> None:

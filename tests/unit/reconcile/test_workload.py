@@ -48,6 +48,18 @@ def test_surge_pod_still_present_is_not_rolled_out() -> None:
     assert not observe_workload(deployment(1, 1, 2), [], 1).rolled_out
 
 
+def test_lost_pod_of_the_current_template_is_not_a_rollout() -> None:
+    w = observe_workload(deployment(1, 2, 2), [], 2)
+    assert w.pods_current and not w.rolled_out and w.serving
+
+
+def test_pods_current_needs_every_replica_updated_and_no_old_pod() -> None:
+    assert not observe_workload(deployment(1, 1, 2), [], 2).pods_current  # one still on the old template
+    assert not observe_workload(deployment(2, 2, 3), [], 2).pods_current  # an old pod still running
+    assert not observe_workload(deployment(2, 2, 2, observed=1, generation=2), [], 2).pods_current
+    assert observe_workload(deployment(0, 2, 2), [], 2).pods_current  # current, none ready yet
+
+
 def test_gpu_shortage_message_from_scheduler() -> None:
     msg = "0/3 nodes are available: 3 Insufficient nvidia.com/gpu."
     w = observe_workload(deployment(0, 1, 1), [pending_pod(msg)], 1)
