@@ -111,6 +111,15 @@ def test_lint_strict(helm: Helm) -> None:
          "--set", "argocd.healthCheckConfigMap.enabled=true")  # fmt: skip
 
 
+def test_kube_version_constraint(helm: Helm) -> None:
+    """helm's own default (stamped at build: 1.37) passes; a cluster older than the floor is refused."""
+    render(helm)
+    proc = helm("template", "rr", str(CHART), "--kube-version", "1.28.9", check=False)
+    assert proc.returncode != 0
+    assert "kubeVersion" in proc.stderr and "1.28.9" in proc.stderr, proc.stderr
+    render(helm, "--kube-version", "1.29.0")
+
+
 @pytest.mark.parametrize(
     "args",
     [

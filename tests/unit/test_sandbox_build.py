@@ -121,6 +121,15 @@ def test_pinned_components() -> None:
     assert f"-X k8s.io/component-base/version.gitVersion={KUBERNETES_VERSION}" in flags
 
 
+def test_helm_is_stamped_with_a_kubernetes_version_and_cached_apart_from_unstamped_builds() -> None:
+    helm = COMPONENTS["helm"]
+    flags = ldflags(helm)
+    for pkg in ("chartutil", "lint/rules"):
+        assert f"-X helm.sh/helm/v3/pkg/{pkg}.k8sVersionMajor=1" in flags
+        assert f"-X helm.sh/helm/v3/pkg/{pkg}.k8sVersionMinor=37" in flags
+    assert helm.dirname == f"helm-{helm.version}-r1"  # an older, unstamped cache entry is not reused
+
+
 def test_cache_root_precedence(tmp_path: Path) -> None:
     assert cache_root({"HOME": "/home/u"}) == Path("/home/u/.cache/rerank-operator/bin")
     assert cache_root({"HOME": "/home/u", "XDG_CACHE_HOME": "/xdg"}) == Path("/xdg/rerank-operator/bin")

@@ -71,10 +71,13 @@ class Component:
     cgo: bool = False
     # -X importpath.name=value pairs (version strings the binaries report).
     xflags: tuple[tuple[str, str], ...] = field(default=())
+    # Bumped when the build recipe changes for the same version, so caches rebuild instead of reusing.
+    revision: int = 0
 
     @property
     def dirname(self) -> str:
-        return f"{self.name}-{self.version}"
+        suffix = f"-r{self.revision}" if self.revision else ""
+        return f"{self.name}-{self.version}{suffix}"
 
 
 def _kubernetes_xflags(version: str) -> tuple[tuple[str, str], ...]:
@@ -85,6 +88,21 @@ def _kubernetes_xflags(version: str) -> tuple[tuple[str, str], ...]:
         (f"{pkg}.{var}", val)
         for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version")
         for var, val in values.items()
+    )
+
+
+# The Kubernetes version helm assumes when not talking to a cluster (`helm template`, `helm lint`). Helm's
+# Makefile derives it from the client-go it builds with (v0.37.0 in v3.22.0 -> 1.37); a plain `go install`
+# leaves the source default, 1.20, which fails any chart with a modern kubeVersion constraint.
+HELM_KUBE_VERSION = ("1", "37")
+
+
+def _helm_kube_xflags() -> tuple[tuple[str, str], ...]:
+    major, minor = HELM_KUBE_VERSION
+    return tuple(
+        (f"helm.sh/helm/v3/pkg/{pkg}.{var}", value)
+        for pkg in ("chartutil", "lint/rules")
+        for var, value in (("k8sVersionMajor", major), ("k8sVersionMinor", minor))
     )
 
 
@@ -120,7 +138,8 @@ COMPONENTS: dict[str, Component] = {
         binaries=("helm",),
         module="helm.sh/helm/v3",
         packages=("helm.sh/helm/v3/cmd/helm",),
-        xflags=(("helm.sh/helm/v3/internal/version.version", HELM_VERSION),),
+        xflags=(("helm.sh/helm/v3/internal/version.version", HELM_VERSION), *_helm_kube_xflags()),
+        revision=1,  # r1: Kubernetes version stamped (Chart.yaml's kubeVersion is checked against it)
     ),
 }
 

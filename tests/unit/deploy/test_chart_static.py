@@ -49,6 +49,16 @@ def test_app_version_is_the_package_version() -> None:
     assert re.fullmatch(r"\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?", str(meta["version"]))
 
 
+def test_kube_version_floor_covers_what_the_crd_uses() -> None:
+    """CEL rules with ``fieldPath`` need 1.28+, and CRD validation rules are GA from 1.29: an older
+    apiserver would reject the CRD or drop the rules silently, so the chart refuses it up front."""
+    floor = re.fullmatch(r">=\s*1\.(\d+)\.0-0", str(chart().get("kubeVersion", "")))
+    assert floor, "Chart.yaml needs kubeVersion: '>=1.N.0-0' (the -0 admits pre-release and vendor builds)"
+    crd = yaml.safe_load((REPO_ROOT / "crds" / CRD_NAME).read_text())
+    assert "fieldPath" in json.dumps(crd)  # the reason for the floor is still there
+    assert int(floor.group(1)) >= 29
+
+
 def test_values_defaults() -> None:
     v = values()
     assert v["watchNamespaces"] == []  # cluster-wide by default
