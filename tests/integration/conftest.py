@@ -75,7 +75,7 @@ async def start_operator(
     import kubernetes.config.kube_config
     from kmock_support import Harness, OperatorThread, host_overrides, write_kubeconfig
 
-    started: list[tuple[OperatorThread, StandinServer]] = []
+    started: list[Harness] = []
 
     async def start(**standin_kwargs: Any) -> Harness:
         assert not started, "one operator per test"
@@ -89,14 +89,14 @@ async def start_operator(
         monkeypatch.setenv("RERANK_OPERATOR_RESYNC_SECONDS", "1")
         monkeypatch.setenv("RERANK_OPERATOR_CLUSTER_DOMAIN", "cluster.local")
         monkeypatch.setenv("RERANK_OPERATOR_HOST_OVERRIDES", host_overrides(server))
-        operator = OperatorThread()
-        started.append((operator, server))
-        await operator.start()
-        return Harness(kmock=k8s_emulator, standin=server, operator=operator)
+        harness = Harness(kmock=k8s_emulator, standin=server, operator=OperatorThread())
+        started.append(harness)
+        await harness.operator.start()
+        return harness
 
     yield start
-    for operator, server in started:
+    for harness in started:  # the operator running now: a test may have restarted it
         try:
-            await operator.stop()
+            await harness.operator.stop()
         finally:
-            server.stop()
+            harness.standin.stop()

@@ -556,6 +556,12 @@ class Harness:
         await self.play_deployment_controller(name)
         await self.wait_ready(name)
 
+    async def restart_operator(self) -> None:
+        """Stop the operator and start a new one (fresh memo, no in-memory state): a pod restart."""
+        await self.operator.stop()
+        self.operator = OperatorThread()
+        await self.operator.start()
+
     async def play_deployment_controller(
         self, name: str, *, ready: int | None = None, updated: int | None = None
     ) -> None:

@@ -203,6 +203,29 @@ async def test_steady_state_writes_no_status_and_creates_nothing_twice(start_ope
     assert h.condition("rr", "Ready")["status"] == "True"
 
 
+async def test_restart_resumes_counters_and_latency_without_dropping_them(start_operator: Any) -> None:
+    h = await start_operator()
+    await h.converge("rr", pipeline_spec(probe={"intervalSeconds": 3600, "failureThreshold": 2}))
+    before = h.status("rr")
+    assert before["latency"]["samples"] >= 1
+    writes = len(h.kmock.objects[PIPELINES, "ml", "rr"].history)
+
+    await h.restart_operator()
+    # the new process probes at once (it has no schedule yet) and counts on from what status said
+    await eventually(
+        lambda: h.status("rr")["consecutiveSuccesses"] > before["consecutiveSuccesses"],
+        within=10,
+        message="a probe after the restart",
+    )
+    after = [v for v in h.kmock.objects[PIPELINES, "ml", "rr"].history[writes:] if v is not None]
+    assert after, "the restarted operator wrote status"
+    for version in after:  # never a status without the latency it had before the restart
+        assert "latency" in version["status"], version["status"]
+        assert version["status"]["published"]["ready"] is True
+    assert h.condition("rr", "Ready")["status"] == "True"
+    assert h.published("rr")["ready"] == "true"
+
+
 # ------------------------------------------------------------------------------------ 10. secrets
 async def test_api_key_is_read_from_the_secret_and_never_leaks(
     start_operator: Any, caplog: pytest.LogCaptureFixture

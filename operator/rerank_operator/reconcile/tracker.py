@@ -20,16 +20,20 @@ class ProbeTracker:
     failures: int = 0
     last_reason: str | None = None
     latencies: deque[float] = field(default_factory=lambda: deque(maxlen=WINDOW))
+    # What status said before a restart: reported until this process has samples of its own, so a
+    # restart neither drops the numbers nor writes status just to remove them.
+    resumed_percentiles: dict[str, Any] | None = None
 
     @classmethod
     def from_status(cls, status: dict[str, Any]) -> ProbeTracker:
-        """Resume counters after an operator restart (latency history is not persisted)."""
+        """Resume counters and the last percentiles after an operator restart (samples are not persisted)."""
         published = status.get("published") or {}
         return cls(
             healthy=bool(published.get("ready", False)),
             successes=int(status.get("consecutiveSuccesses") or 0),
             failures=int(status.get("consecutiveFailures") or 0),
             last_reason=(status.get("lastProbe") or {}).get("reason"),
+            resumed_percentiles=status.get("latency") or None,
         )
 
     def record(
@@ -57,7 +61,7 @@ class ProbeTracker:
 
     def percentiles(self) -> dict[str, Any] | None:
         if not self.latencies:
-            return None
+            return self.resumed_percentiles
         ordered = sorted(self.latencies)
         return {
             "p50Ms": round(_quantile(ordered, 0.50), 3),

@@ -57,3 +57,12 @@ def test_resume_from_status() -> None:
     )
     assert t.healthy and t.successes == 4 and t.last_reason == "Healthy"
     assert not ProbeTracker.from_status({}).healthy
+
+
+def test_percentiles_survive_a_restart_until_new_samples_arrive() -> None:
+    before = {"p50Ms": 12.5, "p95Ms": 40.0, "samples": 50}
+    t = ProbeTracker.from_status({"latency": before, "consecutiveSuccesses": 7, "published": {"ready": True}})
+    assert t.percentiles() == before and t.healthy and t.successes == 7
+    record(t, True, 3.0)
+    assert t.percentiles() == {"p50Ms": 3.0, "p95Ms": 3.0, "samples": 1}  # only this process's samples
+    assert ProbeTracker.from_status({}).percentiles() is None
