@@ -161,6 +161,52 @@ async def test_spec_update_rolls_the_deployment_and_publishes_only_the_verified_
     )
 
 
+async def test_rollout_past_its_deadline_stalls_and_keeps_the_working_config(start_operator: Any) -> None:
+    h = await start_operator()
+    await h.converge("rr", pipeline_spec())
+    good = h.published("rr")
+    await h.update_spec("rr", {"model": {"name": MODEL, "maxModelLen": 256}})
+    await eventually(lambda: h.must(DEPLOYMENTS, "rr-reranker")["metadata"]["generation"] == 2, within=10)
+
+    # what the Deployment controller reports when the new pod never became ready within
+    # progressDeadlineSeconds; the old pod still serves (Surge)
+    deadline = {
+        "type": "Progressing",
+        "status": "False",
+        "reason": "ProgressDeadlineExceeded",
+        "message": 'ReplicaSet "rr-reranker-6b7" has timed out progressing.',
+    }
+    status = {"observedGeneration": 2, "replicas": 2, "updatedReplicas": 1, "readyReplicas": 1}
+    await h.patch(
+        DEPLOYMENTS, "rr-reranker", {"status": {**status, "conditions": [deadline]}}, subresource="status"
+    )
+
+    def stalled() -> None:
+        c = h.condition("rr", "Stalled")
+        assert c["status"] == "True" and c["reason"] == "ProgressDeadlineExceeded", c
+        assert "timed out progressing" in c["message"]
+        ready = h.condition("rr", "Ready")
+        assert ready["status"] == "False" and ready["reason"] == "ProgressDeadlineExceeded"
+
+    await passes(stalled, within=10, message="Stalled=ProgressDeadlineExceeded")
+    assert h.published("rr") == good  # apps keep the verified generation 1
+    await eventually(
+        lambda: any(
+            e["type"] == "Warning" and e["reason"] == "ProgressDeadlineExceeded" for e in h.events("rr")
+        ),
+        within=5,
+        message="a Warning Event for the stalled rollout",
+    )
+
+    # the pod finally comes up: the controller reports progress again and generation 2 is verified
+    done = {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"}
+    await h.patch(DEPLOYMENTS, "rr-reranker", {"status": {"conditions": [done]}}, subresource="status")
+    await h.play_deployment_controller("rr")
+    await eventually(lambda: h.published("rr")["generation"] == "2", within=10, message="generation 2")
+    assert h.condition("rr", "Stalled")["status"] == "False"
+    assert h.condition("rr", "Ready")["status"] == "True"
+
+
 # ------------------------------------------------------------------------------------ 5. drift
 async def test_drift_in_children_is_corrected_by_the_resync(start_operator: Any) -> None:
     h = await start_operator()

@@ -14,6 +14,7 @@ from rerank_operator.models.spec import (
     PublishSpec,
     RerankPipelineSpec,
     ResourcesSpec,
+    RolloutSpec,
     SecretKeyRef,
     Toleration,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "RerankPipelineSpec",
     "RerankPipelineStatus",
     "ResourcesSpec",
+    "RolloutSpec",
     "SecretKeyRef",
     "Toleration",
     "format_errors",

@@ -570,6 +570,24 @@ class PublishSpec(ApiModel):
 
 
 # ------------------------------------------------------------------------------------- spec
+RolloutStrategy = Literal["Surge", "Replace"]
+
+
+class RolloutSpec(ApiModel):
+    """How a spec change replaces running pods: a choice between serving throughout and needing no
+    spare GPU, which only the platform team can make."""
+
+    strategy: RolloutStrategy = Field(
+        default="Surge",
+        description="Surge: start each new pod before an old one stops (maxSurge 1, maxUnavailable 0); "
+        "the endpoint keeps serving, but a rollout needs room for one extra pod (its GPUs) and, with a "
+        "ReadWriteOnce cache volume, a node that already has it attached. Replace: stop an old pod first "
+        "(maxSurge 0, maxUnavailable 1); needs no spare GPU, but with one replica the endpoint is down "
+        "until the new pod has loaded the model (the published config turns ready=false once "
+        "failureThreshold canaries have failed).",
+    )
+
+
 class RerankPipelineSpec(ApiModel):
     """Desired state of a vLLM reranker and its published Milvus ranker config."""
 
@@ -611,6 +629,9 @@ class RerankPipelineSpec(ApiModel):
         default=None,
         description="Secret key holding the API key vLLM requires (env VLLM_API_KEY). The operator reads it "
         "to probe; it is never published.",
+    )
+    rollout: RolloutSpec = Field(
+        default_factory=RolloutSpec, description="How spec changes replace running pods."
     )
     probe: ProbeSpec = Field(default_factory=ProbeSpec, description="The canary rerank check.")
     publish: PublishSpec = Field(default_factory=PublishSpec, description="The published ranker config.")

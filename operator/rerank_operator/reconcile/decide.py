@@ -69,6 +69,8 @@ def not_ready_reason(obs: Observation) -> tuple[str, str]:
         return "ContainerFailing", w.failure_message
     if w.pending_message and w.ready < obs.desired_replicas:
         return "PodsPending", w.pending_message
+    if w.stuck_message and not w.rolled_out:
+        return "ProgressDeadlineExceeded", f"{w.stuck_message}; {w.ready}/{obs.desired_replicas} pods ready"
     if obs.replicas_lost:
         return (
             "ReplicasUnavailable",
@@ -82,8 +84,21 @@ def not_ready_reason(obs: Observation) -> tuple[str, str]:
     return AWAITING_FIRST_PROBE, "waiting for a successful canary rerank of this generation"
 
 
+def stalled_by(obs: Observation) -> tuple[str, str] | None:
+    """Why nothing will change without someone acting: a rejected child, or a rollout the
+    Deployment controller gave up on (past the startup budget plus a margin)."""
+    if obs.apply_errors:
+        return "ApplyRejected", "; ".join(obs.apply_errors)
+    w = obs.workload
+    if w.stuck_message and not w.rolled_out and obs.desired_replicas > 0:
+        why = w.pending_message or w.failure_message or f"{w.ready}/{obs.desired_replicas} pods ready"
+        return "ProgressDeadlineExceeded", f"{w.stuck_message}; {why}"
+    return None
+
+
 def desired_conditions(obs: Observation) -> list[Desired]:
-    stalled = bool(obs.apply_errors)
+    stall = stalled_by(obs)
+    stalled = stall is not None
     where = ", ".join(f"{ns}/{obs.config_map_name}" for ns in obs.namespaces)
     w = obs.workload
     if obs.serving:
@@ -119,9 +134,7 @@ def desired_conditions(obs: Observation) -> list[Desired]:
         else Desired("Degraded", "False", "AsExpected")
     )
     stalled_c = (
-        Desired("Stalled", "True", "ApplyRejected", "; ".join(obs.apply_errors))
-        if stalled
-        else Desired("Stalled", "False", "AsExpected")
+        Desired("Stalled", "True", stall[0], stall[1]) if stall else Desired("Stalled", "False", "AsExpected")
     )
     if obs.last_probe is None:
         probed = Desired("Probed", "Unknown", "NotProbedYet", "no canary rerank has run yet")

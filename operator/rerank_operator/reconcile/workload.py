@@ -17,6 +17,8 @@ class WorkloadState:
     pods_current: bool
     pending_message: str | None = None
     failure_message: str | None = None
+    # The Deployment controller gave up waiting (Progressing=False, ProgressDeadlineExceeded).
+    stuck_message: str | None = None
 
     @property
     def serving(self) -> bool:
@@ -49,7 +51,19 @@ def observe_workload(
         pods_current=observed >= generation and updated >= desired and total <= desired,
         pending_message=_pending(pods),
         failure_message=_container_failure(pods),
+        stuck_message=_deadline_exceeded(status),
     )
+
+
+def _deadline_exceeded(status: dict[str, Any]) -> str | None:
+    for cond in status.get("conditions") or []:
+        if (
+            cond.get("type") == "Progressing"
+            and cond.get("status") == "False"
+            and cond.get("reason") == "ProgressDeadlineExceeded"
+        ):
+            return str(cond.get("message") or "the Deployment made no progress within its deadline")
+    return None
 
 
 def _pending(pods: list[dict[str, Any]]) -> str | None:

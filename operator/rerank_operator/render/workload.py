@@ -21,6 +21,12 @@ CONTAINER_NAME = "vllm"
 PORT_NAME = "http"
 HEALTH_PATH = "/health"
 STARTUP_PERIOD_SECONDS = 10
+# Scheduling and pulling a multi-GB vLLM image come before the startup budget starts counting.
+PROGRESS_MARGIN_SECONDS = 600
+_ROLLING_UPDATE = {
+    "Surge": {"maxSurge": 1, "maxUnavailable": 0},
+    "Replace": {"maxSurge": 0, "maxUnavailable": 1},
+}
 CONFIG_HASH_ANNOTATION = f"{ANNOTATION_PREFIX}/config-hash"
 
 
@@ -129,6 +135,11 @@ def _probes(pipeline: RerankPipeline) -> dict[str, Any]:
     }
 
 
+def progress_deadline_seconds(pipeline: RerankPipeline) -> int:
+    """After this long without progress the Deployment reports ProgressDeadlineExceeded (Stalled)."""
+    return pipeline.spec.engine.startup_timeout_seconds + PROGRESS_MARGIN_SECONDS
+
+
 def render_deployment(pipeline: RerankPipeline) -> dict[str, Any]:
     spec = pipeline.spec
     names = child_names(pipeline)
@@ -171,9 +182,15 @@ def render_deployment(pipeline: RerankPipeline) -> dict[str, Any]:
         "spec": {
             "replicas": spec.replicas,
             "selector": {"matchLabels": selector_labels(pipeline)},
-            # Surge instead of unavailability: a rollout never takes the working reranker away first;
-            # with no spare GPU the new pod waits Pending and the old one keeps serving.
-            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+            # Surge (default): a rollout never takes the working reranker away first; with no spare
+            # GPU the new pod waits Pending and the old one keeps serving. Replace trades that for
+            # needing no spare GPU (spec.rollout.strategy).
+            "strategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": dict(_ROLLING_UPDATE[spec.rollout.strategy]),
+            },
+            # The default 600 s would call a healthy model load "failed": give the startup budget room.
+            "progressDeadlineSeconds": progress_deadline_seconds(pipeline),
             "revisionHistoryLimit": 3,
             "template": {
                 "metadata": {

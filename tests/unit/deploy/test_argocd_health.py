@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
-from status_support import NOW, invalid_status, observation, valid_status
+from status_support import NOW, invalid_status, observation, snapshot, valid_status
 
 from rerank_operator.reconcile.decide import Observation
 from rerank_operator.reconcile.workload import WorkloadState
@@ -209,6 +209,12 @@ def written(obs: Observation, *, generation: int | None = None) -> dict[str, Any
         ),
         (observation(2, desired_replicas=0, published_ready=False), "Suspended"),
         (observation(2, workload=WorkloadState(2, 1, 2, True), desired_replicas=2), "Degraded"),
+        (
+            observation(
+                3, published=snapshot(2), workload=WorkloadState(1, 0, 1, True, stuck_message="timed out")
+            ),
+            "Degraded",
+        ),
     ],
     ids=[
         "verified",
@@ -219,6 +225,7 @@ def written(obs: Observation, *, generation: int | None = None) -> dict[str, Any
         "canary-failing",
         "scaled-to-zero",
         "replica-lost",  # serving (Ready=True) on fewer pods than asked for
+        "progress-deadline-exceeded",
     ],
 )
 def test_operator_statuses(obs: Observation, expected: str) -> None:

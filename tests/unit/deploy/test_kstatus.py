@@ -134,6 +134,11 @@ def test_replica_lost_after_verification_is_current_while_serving() -> None:
     assert kstatus(obj_with(valid_status(gone), 1)) == "InProgress"
 
 
+def test_rollout_past_its_deadline_is_failed() -> None:
+    stuck = observation(workload=WorkloadState(1, 0, 1, True, stuck_message="timed out progressing"))
+    assert kstatus(obj_with(valid_status(stuck), 1)) == "Failed"
+
+
 def test_invalid_spec_is_failed() -> None:
     status = invalid_status(1, ["spec.model.name: Field required"])
     assert kstatus(obj_with(status, 1)) == "Failed"

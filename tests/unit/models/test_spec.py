@@ -78,6 +78,8 @@ def test_every_default(make_pipeline: MakePipeline) -> None:
     assert spec.probe.success_threshold == 1
     assert spec.probe.max_latency_ms is None
 
+    assert spec.rollout.strategy == "Surge"
+
     assert spec.publish.config_map_name is None
     assert spec.publish.namespaces == []
     assert spec.publish.function_name is None
@@ -144,6 +146,7 @@ def test_minimal_spec_to_api_is_the_full_defaulted_form() -> None:
         "nodeSelector": {},
         "tolerations": [],
         "modelCache": {},
+        "rollout": {"strategy": "Surge"},
         "probe": api["probe"],  # checked below: its defaults are owned by the probe
         "publish": {"namespaces": [], "inputField": "document", "maxClientBatchSize": 32},
     }
@@ -310,6 +313,7 @@ BAD_VALUES: list[tuple[dict[str, Any], str, str]] = [
     ({"probe": {"maxLatencyMs": 0}}, "spec.probe.maxLatencyMs", "greater than or equal to 1"),
     ({"probe": {"query": "q", "documents": ["only one"]}}, "spec.probe.documents", "at least 2"),
     ({"probe": {"query": "q", "documents": ["a", ""]}}, "spec.probe.documents[1]", "at least 1"),
+    ({"rollout": {"strategy": "Recreate"}}, "spec.rollout.strategy", "'Surge' or 'Replace'"),
     ({"publish": {"maxClientBatchSize": 0}}, "spec.publish.maxClientBatchSize", "greater than or equal to 1"),
     ({"publish": {"credential": "has space"}}, "spec.publish.credential", "pattern"),
     ({"publish": {"inputField": "1doc"}}, "spec.publish.inputField", "pattern"),

@@ -160,6 +160,36 @@ def test_publish_error_names_degraded_when_the_reranker_is_healthy() -> None:
     assert c["Degraded"].status == "True" and c["Degraded"].reason == "PublishFailed"
 
 
+STUCK = WorkloadState(
+    desired=1,
+    ready=0,
+    updated=1,
+    pods_current=True,
+    stuck_message='ReplicaSet "x" has timed out progressing.',
+)
+
+
+def test_rollout_past_its_deadline_is_stalled() -> None:
+    c = by_type(desired_conditions(obs(generation=3, workload=STUCK)))
+    assert c["Stalled"].status == "True" and c["Stalled"].reason == "ProgressDeadlineExceeded"
+    assert "timed out progressing" in c["Stalled"].message
+    assert c["Ready"].status == "False" and c["Ready"].reason == "ProgressDeadlineExceeded"
+    assert c["Progressing"].status == "False" and c["Progressing"].reason == "Stalled"
+
+
+def test_stalled_rollout_names_the_schedulers_reason() -> None:
+    pending = replace(STUCK, pending_message="pod p-1 Unschedulable: 0/3 nodes: Insufficient nvidia.com/gpu")
+    c = by_type(desired_conditions(obs(generation=3, workload=pending)))
+    assert c["Ready"].reason == "PodsPending"  # the most specific reason stays the headline
+    assert "Insufficient nvidia.com/gpu" in c["Stalled"].message
+
+
+def test_deadline_is_moot_once_rolled_out_or_scaled_to_zero() -> None:
+    done = replace(STUCK, ready=1)  # the controller clears the condition soon; the pods decide
+    assert by_type(desired_conditions(obs(workload=done)))["Stalled"].status == "False"
+    assert by_type(desired_conditions(obs(desired_replicas=0, workload=STUCK)))["Stalled"].status == "False"
+
+
 def test_not_probed_yet() -> None:
     c = by_type(desired_conditions(obs(last_probe=None, probed=False, published=None, healthy=False)))
     assert c["Probed"].status == "Unknown"

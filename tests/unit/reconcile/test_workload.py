@@ -90,3 +90,24 @@ def test_container_failure_surfaces() -> None:
     }
     w = observe_workload(deployment(0, 1, 1), [pod], 1)
     assert w.failure_message is not None and "secret x not found" in w.failure_message
+
+
+def test_progress_deadline_exceeded_is_reported() -> None:
+    dep = deployment(0, 1, 1)
+    dep["status"]["conditions"] = [
+        {"type": "Available", "status": "False", "reason": "MinimumReplicasUnavailable"},
+        {
+            "type": "Progressing",
+            "status": "False",
+            "reason": "ProgressDeadlineExceeded",
+            "message": 'ReplicaSet "x-reranker-7d9" has timed out progressing.',
+        },
+    ]
+    w = observe_workload(dep, [], 1)
+    assert w.stuck_message == 'ReplicaSet "x-reranker-7d9" has timed out progressing.'
+
+
+def test_progressing_deployment_is_not_stuck() -> None:
+    dep = deployment(0, 1, 1)
+    dep["status"]["conditions"] = [{"type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated"}]
+    assert observe_workload(dep, [], 1).stuck_message is None

@@ -64,6 +64,18 @@ def test_rollout_never_removes_the_working_pod_first(make_pipeline: MakePipeline
     assert strategy == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
 
 
+def test_replace_rollout_needs_no_spare_gpu(make_pipeline: MakePipeline) -> None:
+    strategy = render_deployment(make_pipeline(rollout={"strategy": "Replace"}))["spec"]["strategy"]
+    assert strategy == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}
+
+
+@pytest.mark.parametrize("budget", [30, 1800, 86400])
+def test_progress_deadline_outlasts_the_startup_budget(make_pipeline: MakePipeline, budget: int) -> None:
+    """The Deployment default (600 s) would report a model still loading as failed."""
+    d = render_deployment(make_pipeline(engine={"startupTimeoutSeconds": budget}))
+    assert d["spec"]["progressDeadlineSeconds"] >= budget + 300  # room to schedule and pull the image
+
+
 def test_container_runs_vllm_serve(make_pipeline: MakePipeline) -> None:
     pipeline = make_pipeline(model={"maxModelLen": 512, "dtype": "float16"})
     c = container(render_deployment(pipeline))
@@ -349,6 +361,7 @@ CHANGES_THAT_DO_NOT_ROLL: list[tuple[str, dict[str, Any]]] = [
     ("publish-name", {"publish": {"configMapName": "x", "functionName": "f", "inputField": "text"}}),
     ("truncate", {"model": {"truncatePromptTokens": 256}}),
     ("replicas", {"replicas": 4}),
+    ("rollout", {"rollout": {"strategy": "Replace"}}),
 ]
 
 BASE: dict[str, Any] = {
