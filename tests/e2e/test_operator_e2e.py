@@ -137,6 +137,7 @@ def test_apply_example_with_kubectl(cluster: ClusterClient, operator: OperatorPr
     for kind, name in (
         ("deployment", "bge-base-reranker"),
         ("service", "bge-base-reranker"),
+        ("poddisruptionbudget", "bge-base-reranker"),
         ("configmap", "bge-base-ranker"),
     ):
         child = get_json(cluster, kind, name, "-n", ns)
@@ -158,6 +159,14 @@ def test_apply_example_with_kubectl(cluster: ClusterClient, operator: OperatorPr
         assert pod["status"]["phase"] == "Running"
         ready = [c for c in pod["status"]["conditions"] if c["type"] == "Ready"]
         assert ready and ready[0]["status"] == "True"
+
+    # the real disruption controller found the pod through the budget's selector
+    def budget_counts_the_pod() -> dict[str, Any] | None:
+        pdb = get_json(cluster, "poddisruptionbudget", "bge-base-reranker", "-n", ns) or {}
+        st = pdb.get("status") or {}
+        return pdb if st.get("expectedPods") == 1 and st.get("disruptionsAllowed") == 1 else None
+
+    wait_until(budget_counts_the_pod, timeout=30, what="PodDisruptionBudget status", operator=operator)
 
     data = published(cluster, "bge-base-ranker", ns)
     assert data is not None
@@ -395,7 +404,7 @@ def test_status_survives_pruning_and_restart_converges(
     operator.start()
     wait_ready(cluster, operator, "restart", rns)
     selector = "app.kubernetes.io/instance=restart"
-    for kind in ("deployments", "services", "configmaps", "replicasets"):
+    for kind in ("deployments", "services", "poddisruptionbudgets", "configmaps", "replicasets"):
         items = (get_json(cluster, kind, "-n", rns, "-l", selector) or {}).get("items", [])
         assert len(items) == 1, (kind, names_of(items))  # configmaps: only restart-ranker (no template)
     pods = (get_json(cluster, "pods", "-n", rns, "-l", selector) or {}).get("items", [])

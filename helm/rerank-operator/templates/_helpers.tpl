@@ -84,6 +84,10 @@ see the chart README ("RBAC") for one line of justification per rule.
 - apiGroups: [""]
   resources: ["services", "persistentvolumeclaims"]
   verbs: ["create", "patch"]
+# Server-side apply of the reranker pods' PodDisruptionBudget.
+- apiGroups: ["policy"]
+  resources: ["poddisruptionbudgets"]
+  verbs: ["create", "patch"]
 # Chat-template and published ranker ConfigMaps; get+delete to withdraw stale published copies.
 - apiGroups: [""]
   resources: ["configmaps"]

@@ -12,6 +12,7 @@ from rerank_operator.render.workload import (
     render_cache_pvc,
     render_chat_template,
     render_deployment,
+    render_disruption_budget,
     render_service,
 )
 
@@ -23,6 +24,7 @@ def render_workload(pipeline: RerankPipeline) -> list[dict[str, Any]]:
         render_cache_pvc(pipeline),
         render_deployment(pipeline),
         render_service(pipeline),
+        render_disruption_budget(pipeline),
     ]
     return [m for m in out if m is not None]
 
@@ -36,6 +38,7 @@ __all__ = [
     "render_cache_pvc",
     "render_chat_template",
     "render_deployment",
+    "render_disruption_budget",
     "render_service",
     "render_workload",
     "selector_labels",

@@ -18,6 +18,7 @@ PIPELINE_NAMESPACE_LABEL = "rerank.dev/pipeline-namespace"
 class ChildNames:
     deployment: str
     service: str
+    disruption_budget: str
     cache_pvc: str
     chat_template: str
     published: str
@@ -32,6 +33,7 @@ def child_names(pipeline: RerankPipeline) -> ChildNames:
     return ChildNames(
         deployment=f"{name}-reranker",
         service=f"{name}-reranker",
+        disruption_budget=f"{name}-reranker",
         cache_pvc=f"{name}-model-cache",
         chat_template=f"{name}-chat-template",
         published=published_name(name, pipeline.spec.publish.config_map_name),

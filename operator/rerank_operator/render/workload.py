@@ -218,6 +218,23 @@ def render_service(pipeline: RerankPipeline) -> dict[str, Any]:
     }
 
 
+def render_disruption_budget(pipeline: RerankPipeline) -> dict[str, Any]:
+    """Voluntary evictions (node drains, autoscaler scale-down) take one reranker pod at a time, so
+    a drain never empties the endpoint while another replica could still serve; unhealthy pods may
+    always go, so a pod stuck loading never blocks a drain. With one replica it allows the eviction."""
+    names = child_names(pipeline)
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": object_meta(pipeline, names.disruption_budget, "server"),
+        "spec": {
+            "maxUnavailable": 1,
+            "selector": {"matchLabels": selector_labels(pipeline)},
+            "unhealthyPodEvictionPolicy": "AlwaysAllow",
+        },
+    }
+
+
 def render_cache_pvc(pipeline: RerankPipeline) -> dict[str, Any] | None:
     pvc = pipeline.spec.model_cache.pvc
     if pvc is None:

@@ -66,11 +66,11 @@ def test_render_each_example(capsys: pytest.CaptureFixture[str], example: str) -
 def test_render_minimal_in_detail(capsys: pytest.CaptureFixture[str]) -> None:
     _, out, _ = run(capsys, "render", "-f", str(EXAMPLES / "minimal.yaml"))
     manifests = list(yaml.safe_load_all(out))
-    assert [m["kind"] for m in manifests] == ["Deployment", "Service", "ConfigMap"]
+    assert [m["kind"] for m in manifests] == ["Deployment", "Service", "PodDisruptionBudget", "ConfigMap"]
     [container] = manifests[0]["spec"]["template"]["spec"]["containers"]
     assert container["command"] == ["vllm", "serve"]
     assert container["args"][0] == "BAAI/bge-reranker-base"
-    cm = manifests[2]
+    cm = manifests[3]
     assert cm["data"]["endpoint"] == "http://bge-base-reranker.default.svc.cluster.local:8000"
     assert cm["data"]["ready"] == "false"
 

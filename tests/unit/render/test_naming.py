@@ -88,7 +88,13 @@ def test_selector_is_a_stable_subset_of_the_labels(make_pipeline: MakePipeline) 
 
 def test_every_child_carries_the_recommended_labels(make_pipeline: MakePipeline) -> None:
     manifests = everything(make_pipeline)
-    assert {m["kind"] for m in manifests} == {"ConfigMap", "PersistentVolumeClaim", "Deployment", "Service"}
+    assert {m["kind"] for m in manifests} == {
+        "ConfigMap",
+        "PersistentVolumeClaim",
+        "Deployment",
+        "Service",
+        "PodDisruptionBudget",
+    }
     for m in manifests:
         meta_labels = m["metadata"]["labels"]
         for key in RECOMMENDED:
@@ -122,7 +128,7 @@ def test_owner_references_only_in_the_pipeline_namespace(make_pipeline: MakePipe
     manifests = everything(make_pipeline, uid="u-42")
     own = [m for m in manifests if m["metadata"]["namespace"] == "search"]
     foreign = [m for m in manifests if m["metadata"]["namespace"] != "search"]
-    assert len(own) == 5  # template, PVC, Deployment, Service, published ConfigMap
+    assert len(own) == 6  # template, PVC, Deployment, Service, PodDisruptionBudget, published ConfigMap
     assert {m["metadata"]["namespace"] for m in foreign} == {"apps", "web"}
     for m in own:
         [owner] = m["metadata"]["ownerReferences"]

@@ -97,5 +97,7 @@ def test_workload_apply_order(make_pipeline: MakePipeline) -> None:
         ("PersistentVolumeClaim", "demo-model-cache"),
         ("Deployment", "demo-reranker"),
         ("Service", "demo-reranker"),
+        ("PodDisruptionBudget", "demo-reranker"),
     ]
-    assert [m["kind"] for m in render_workload(make_pipeline())] == ["Deployment", "Service"]
+    kinds_without_extras = [m["kind"] for m in render_workload(make_pipeline())]
+    assert kinds_without_extras == ["Deployment", "Service", "PodDisruptionBudget"]
