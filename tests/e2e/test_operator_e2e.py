@@ -337,6 +337,8 @@ def test_lifecycle_drift_gc_and_cross_namespace_cleanup(
         ({"model": {"name": "Qwen/Qwen3-Reranker-0.6B"}}, "chatTemplate"),
         ({"probe": {"query": "q"}}, "probe.query and probe.documents must be set together"),
         ({"engine": {"env": [{"name": "HF_TOKEN", "value": "x"}]}}, "managed by the operator"),
+        ({"publish": {"endpoint": "http://reranker.example.com/v1"}}, "spec.publish.endpoint"),
+        ({"rollout": {"strategy": "Recreate"}}, "spec.rollout.strategy"),
     ],
 )
 def test_apiserver_rejects_invalid_objects(

@@ -90,8 +90,13 @@ def endpoint_of(name: str, namespace: str = NAMESPACE) -> str:
     return f"http://{service_host(name, namespace)}:{SERVICE_PORT}"
 
 
+# What Milvus outside the cluster would use (spec.publish.endpoint): routed to the stand-in as well.
+EXTERNAL_HOST = "reranker.example.test:9000"
+
+
 def host_overrides(standin: StandinServer, names: tuple[str, ...] = PIPELINE_NAMES) -> str:
-    return ",".join(f"{service_host(n)}:{SERVICE_PORT}=127.0.0.1:{standin.port}" for n in names)
+    hosts = [f"{service_host(n)}:{SERVICE_PORT}" for n in names] + [EXTERNAL_HOST]
+    return ",".join(f"{host}=127.0.0.1:{standin.port}" for host in hosts)
 
 
 # ------------------------------------------------------------------------------------ emulator

@@ -15,6 +15,7 @@ import pytest
 from kmock_support import (
     CONFIGMAPS,
     DEPLOYMENTS,
+    EXTERNAL_HOST,
     MODEL,
     PIPELINES,
     SECRETS,
@@ -83,6 +84,22 @@ async def test_passing_canary_publishes_a_ready_milvus_config(start_operator: An
             assert event["involvedObject"]["kind"] == "RerankPipeline"
 
     await passes(events_posted, within=5, message="Ready and Published Events")
+
+
+async def test_publish_endpoint_override_is_what_gets_probed_and_published(start_operator: Any) -> None:
+    """Milvus outside the cluster: apps get the address it uses, and that address answered the canary."""
+    h = await start_operator()
+    external = f"http://{EXTERNAL_HOST}"
+    await h.converge("rr", pipeline_spec(publish={"endpoint": external}))
+
+    data = h.published("rr")
+    assert data["endpoint"] == external
+    assert json.loads(data["milvus-function.json"])["params"]["endpoint"] == external
+    assert json.loads(data["milvus-lite-function.json"])["params"]["base_url"] == f"{external}/v2"
+    assert h.status("rr")["endpoint"] == external
+    reranks = [r for r in h.standin.request_log if r.method == "POST" and r.path.endswith("rerank")]
+    assert reranks and {r.header("host") for r in reranks} == {EXTERNAL_HOST}
+    assert h.get(SERVICES, "rr-reranker") is not None  # in-cluster clients keep the Service
 
 
 # ------------------------------------------------------------------------------------ 3. failure

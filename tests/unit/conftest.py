@@ -113,6 +113,7 @@ FULL_SPEC: dict[str, Any] = {
     "publish": {
         "configMapName": "qwen-ranker-config",
         "namespaces": ["apps", "search-frontend"],
+        "endpoint": "https://reranker.search.example.com:8443",
         "functionName": "qwen_rerank",
         "inputField": "text",
         "maxClientBatchSize": 64,

@@ -29,6 +29,9 @@ DNS1123_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-
 SECRET_KEY = r"^[-._a-zA-Z0-9]+$"
 ENV_NAME = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
 QUANTITY = r"^([0-9]+(\.[0-9]*)?|\.[0-9]+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|[eE][0-9]+)?$"
+_PORT = r"([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+# scheme://host[:port] and nothing else: Milvus replaces any path with /rerank.
+BASE_URL = rf"^https?://[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?(:{_PORT})?$"
 QUALIFIED_NAME = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
 
 
@@ -539,6 +542,16 @@ class PublishSpec(ApiModel):
             raise ValueError(f"duplicate namespaces {', '.join(duplicates)} (each may appear once)")
         return value
 
+    endpoint: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=512,
+        pattern=BASE_URL,
+        description="The address Milvus reaches the reranker at, when it is not the in-cluster Service "
+        "(Milvus outside the cluster, behind an Ingress or a LoadBalancer you route to the Service): "
+        "scheme://host[:port], no path (Milvus appends /rerank). It is published and it is what the "
+        "canary probes, so a published endpoint is always one that answered.",
+    )
     function_name: str | None = Field(
         default=None,
         min_length=1,

@@ -32,7 +32,10 @@ DATA_KEYS = (
 
 
 def endpoint_for(pipeline: RerankPipeline, cluster_domain: str = DEFAULT_CLUSTER_DOMAIN) -> str:
-    """``http://<service>.<namespace>.svc.<domain>:<port>``: reachable from Milvus in any namespace."""
+    """``http://<service>.<namespace>.svc.<domain>:<port>``: reachable from Milvus in any namespace of
+    the cluster; ``publish.endpoint`` instead when Milvus reaches the reranker some other way."""
+    if pipeline.spec.publish.endpoint:
+        return pipeline.spec.publish.endpoint
     service = child_names(pipeline).service
     return f"http://{service}.{pipeline.namespace}.svc.{cluster_domain}:{pipeline.spec.engine.port}"
 

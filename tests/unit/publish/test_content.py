@@ -312,3 +312,15 @@ def test_configmap_shape(make_pipeline: MakePipeline) -> None:
     assert cm["metadata"]["namespace"] == "apps"
     assert cm["metadata"]["labels"]["app.kubernetes.io/component"] == "ranker-config"
     assert cm["data"] == initial_config(pipeline).data()
+
+
+@pytest.mark.parametrize(
+    "endpoint", ["http://reranker.example.com", "https://rr.search.example.com:8443", "http://10.0.0.7:65535"]
+)
+def test_publish_endpoint_replaces_the_service_address(make_pipeline: MakePipeline, endpoint: str) -> None:
+    pipeline = make_pipeline(publish={"endpoint": endpoint})
+    assert endpoint_for(pipeline, "corp.internal") == endpoint
+    config = initial_config(pipeline)
+    assert config.endpoint == endpoint
+    assert json.loads(config.function_json)["params"]["endpoint"] == endpoint
+    assert json.loads(config.lite_function_json)["params"]["base_url"] == f"{endpoint}/v2"
