@@ -258,6 +258,13 @@ def test_server_dry_run_clusterwide(helm: Helm, cluster: ClusterClient, namespac
     assert "customresourcedefinition.apiextensions.k8s.io/rerankpipelines.rerank.dev" in out
 
 
+def test_documented_network_policy_is_accepted(cluster: ClusterClient, namespace: str) -> None:
+    policy = yaml.safe_load((REPO_ROOT / "docs" / "networkpolicy.yaml").read_text())
+    policy["metadata"]["namespace"] = namespace
+    out = cluster.kubectl("apply", "--dry-run=server", "-f", "-", "-o", "name", input=json.dumps(policy))
+    assert out.stdout.strip() == "networkpolicy.networking.k8s.io/bge-m3-private-reranker-ingress"
+
+
 def test_server_dry_run_namespaced(
     helm: Helm, cluster: ClusterClient, namespace: str, extra_namespaces: Callable[[str], str]
 ) -> None:
