@@ -71,13 +71,14 @@ def not_ready_reason(obs: Observation) -> tuple[str, str]:
         return "PodsPending", w.pending_message
     if w.stuck_message and not w.rolled_out:
         return "ProgressDeadlineExceeded", f"{w.stuck_message}; {w.ready}/{obs.desired_replicas} pods ready"
-    if obs.replicas_lost:
+    if obs.replicas_lost and not w.serving:
         return (
             "ReplicasUnavailable",
             f"{w.ready}/{obs.desired_replicas} pods ready; this generation served before",
         )
-    if not w.rolled_out:
+    if not w.rolled_out and not obs.replicas_lost:
         return "RollingOut", f"{w.ready}/{obs.desired_replicas} pods ready, {w.updated} updated"
+    # rolled out, or short of pods that still serve: the canary's own reason is the headline
     if obs.probed and not obs.healthy:
         message = (obs.last_probe or {}).get("message", "")
         return str((obs.last_probe or {}).get("reason") or "ProbeFailed"), f"canary rerank failed: {message}"
@@ -86,11 +87,12 @@ def not_ready_reason(obs: Observation) -> tuple[str, str]:
 
 def stalled_by(obs: Observation) -> tuple[str, str] | None:
     """Why nothing will change without someone acting: a rejected child, or a rollout the
-    Deployment controller gave up on (past the startup budget plus a margin)."""
+    Deployment controller gave up on (past the startup budget plus a margin). A pipeline that
+    serves is never Stalled: what it lacks is reported as Degraded."""
     if obs.apply_errors:
         return "ApplyRejected", "; ".join(obs.apply_errors)
     w = obs.workload
-    if w.stuck_message and not w.rolled_out and obs.desired_replicas > 0:
+    if w.stuck_message and not w.rolled_out and obs.desired_replicas > 0 and not obs.serving:
         why = w.pending_message or w.failure_message or f"{w.ready}/{obs.desired_replicas} pods ready"
         return "ProgressDeadlineExceeded", f"{w.stuck_message}; {why}"
     return None
@@ -120,7 +122,7 @@ def desired_conditions(obs: Observation) -> list[Desired]:
     if obs.published is not None and not obs.healthy:
         degraded_by.append(("CanaryFailing", f"published reranker failing its canary: {ready.message}"))
     if obs.replicas_lost:
-        why = w.pending_message or w.failure_message
+        why = w.pending_message or w.failure_message or w.stuck_message
         degraded_by.append(
             (
                 "ReplicasUnavailable",

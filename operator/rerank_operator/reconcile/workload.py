@@ -51,7 +51,8 @@ def observe_workload(
         pods_current=observed >= generation and updated >= desired and total <= desired,
         pending_message=_pending(pods),
         failure_message=_container_failure(pods),
-        stuck_message=_deadline_exceeded(status),
+        # a deadline of an older generation says nothing about the template just applied
+        stuck_message=_deadline_exceeded(status) if observed >= generation else None,
     )
 
 

@@ -135,8 +135,11 @@ def test_replica_lost_after_verification_is_current_while_serving() -> None:
 
 
 def test_rollout_past_its_deadline_is_failed() -> None:
-    stuck = observation(workload=WorkloadState(1, 0, 1, True, stuck_message="timed out progressing"))
-    assert kstatus(obj_with(valid_status(stuck), 1)) == "Failed"
+    """Generation 2 never got a ready pod; generation 1 is what stays published."""
+    stuck = observation(
+        2, published=snapshot(1), workload=WorkloadState(1, 0, 1, True, stuck_message="timed out progressing")
+    )
+    assert kstatus(obj_with(valid_status(stuck), 2)) == "Failed"
 
 
 def test_invalid_spec_is_failed() -> None:

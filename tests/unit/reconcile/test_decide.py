@@ -190,6 +190,25 @@ def test_deadline_is_moot_once_rolled_out_or_scaled_to_zero() -> None:
     assert by_type(desired_conditions(obs(desired_replicas=0, workload=STUCK)))["Stalled"].status == "False"
 
 
+def test_serving_pipeline_is_never_stalled_by_a_deadline() -> None:
+    # Replace strategy, 2 replicas, a template change within the same generation: one new pod serves,
+    # the other never got ready and the Deployment controller gave up
+    short_and_stuck = replace(SHORT, stuck_message='ReplicaSet "x" has timed out progressing.')
+    c = by_type(desired_conditions(obs(desired_replicas=2, workload=short_and_stuck)))
+    assert c["Ready"].status == "True"
+    assert c["Stalled"].status == "False"
+    assert c["Degraded"].reason == "ReplicasUnavailable" and "timed out progressing" in c["Degraded"].message
+
+
+def test_failing_canary_on_the_pods_left_is_the_headline() -> None:
+    failing = {"ok": False, "reason": "WrongTopDocument", "message": "doc 2 first"}
+    c = by_type(
+        desired_conditions(obs(desired_replicas=2, workload=SHORT, healthy=False, last_probe=failing))
+    )
+    assert c["Ready"].status == "False" and c["Ready"].reason == "WrongTopDocument"
+    assert c["Degraded"].reason == "CanaryFailing" and "1/2 pods ready" in c["Degraded"].message
+
+
 def test_not_probed_yet() -> None:
     c = by_type(desired_conditions(obs(last_probe=None, probed=False, published=None, healthy=False)))
     assert c["Probed"].status == "Unknown"

@@ -111,3 +111,12 @@ def test_progressing_deployment_is_not_stuck() -> None:
     dep = deployment(0, 1, 1)
     dep["status"]["conditions"] = [{"type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated"}]
     assert observe_workload(dep, [], 1).stuck_message is None
+
+
+def test_deadline_of_an_older_generation_is_ignored() -> None:
+    """A fixed spec is judged afresh: the old rollout's deadline must not stall the new one."""
+    dep = deployment(0, 1, 1, observed=1, generation=2)
+    dep["status"]["conditions"] = [
+        {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded", "message": "old"}
+    ]
+    assert observe_workload(dep, [], 1).stuck_message is None
