@@ -338,6 +338,8 @@ def test_lifecycle_drift_gc_and_cross_namespace_cleanup(
         ({"probe": {"query": "q"}}, "probe.query and probe.documents must be set together"),
         ({"engine": {"env": [{"name": "HF_TOKEN", "value": "x"}]}}, "managed by the operator"),
         ({"publish": {"endpoint": "http://reranker.example.com/v1"}}, "spec.publish.endpoint"),
+        ({"publish": {"endpoint": "http://169.254.169.254"}}, "is for Milvus outside the cluster"),
+        ({"publish": {"endpoint": "http://milvus.search.svc:19530"}}, "is for Milvus outside the cluster"),
         ({"rollout": {"strategy": "Recreate"}}, "spec.rollout.strategy"),
     ],
 )

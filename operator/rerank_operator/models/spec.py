@@ -516,8 +516,29 @@ class ProbeSpec(ApiModel):
 
 
 # ---------------------------------------------------------------------------------- publish
+# publish.endpoint is probed by the operator, from the operator's network position: an address that
+# only makes sense inside the operator's pod or cluster would let a pipeline author aim the canary
+# at things they cannot reach themselves (and it could never be what an outside Milvus uses).
+_LOCAL_HOSTS = (
+    r"^https?://(localhost|127([.][0-9]+){3}|0[.]0[.]0[.]0|169[.]254([.][0-9]+){2})(:[0-9]+)?$",
+    r"^https?://[^:]*[.]svc([.][^:]*)?(:[0-9]+)?$",
+    r"^https?://[^.:]+(:[0-9]+)?$",  # a single label resolves through the cluster's search domains
+)
+EXTERNAL_ENDPOINT_MESSAGE = (
+    "publish.endpoint is for Milvus outside the cluster: use a dotted host name or IP, not localhost, "
+    "a loopback or link-local address, a bare name or a .svc name (leave it unset to publish the Service)"
+)
+
+
+def _external_endpoint_rule() -> str:
+    checks = " && ".join(f"!self.endpoint.matches('{pattern}')" for pattern in _LOCAL_HOSTS)
+    return f"!has(self.endpoint) || ({checks})"
+
+
 class PublishSpec(ApiModel):
     """The ConfigMap apps read to build a pymilvus rerank Function."""
+
+    model_config = with_cel(cel(_external_endpoint_rule(), EXTERNAL_ENDPOINT_MESSAGE, field_path=".endpoint"))
 
     config_map_name: str | None = Field(
         default=None,
@@ -552,6 +573,15 @@ class PublishSpec(ApiModel):
         "scheme://host[:port], no path (Milvus appends /rerank). It is published and it is what the "
         "canary probes, so a published endpoint is always one that answered.",
     )
+
+    @field_validator("endpoint")
+    @classmethod
+    def _external(cls, value: str | None) -> str | None:
+        # mirrors the CEL rule above, so offline validation agrees with admission
+        if value is not None and any(re.match(pattern, value) for pattern in _LOCAL_HOSTS):
+            raise ValueError(EXTERNAL_ENDPOINT_MESSAGE)
+        return value
+
     function_name: str | None = Field(
         default=None,
         min_length=1,

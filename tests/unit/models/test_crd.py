@@ -548,6 +548,12 @@ CEL_CASES: list[tuple[str, dict[str, Any], str]] = [
         {"tolerations": [{"operator": "Exists", "value": "x"}]},
         "value must be empty",
     ),
+    ("endpoint-localhost", {"publish": {"endpoint": "http://localhost:8000"}}, "outside the cluster"),
+    ("endpoint-loopback", {"publish": {"endpoint": "http://127.0.0.1"}}, "outside the cluster"),
+    ("endpoint-metadata-ip", {"publish": {"endpoint": "http://169.254.169.254"}}, "outside the cluster"),
+    ("endpoint-svc", {"publish": {"endpoint": "http://api.other.svc:80"}}, "outside the cluster"),
+    ("endpoint-svc-fqdn", {"publish": {"endpoint": "http://a.b.svc.cluster.local"}}, "outside the cluster"),
+    ("endpoint-bare-name", {"publish": {"endpoint": "https://milvus:443"}}, "outside the cluster"),
 ]
 
 
@@ -601,6 +607,7 @@ def test_cel_rules_are_where_expected() -> None:
         ".spec.engine.env[]",
         ".spec.modelCache",
         ".spec.probe",
+        ".spec.publish",
         ".spec.tolerations[]",
     }
     model_rules = [r["rule"] for r in node_at(".spec.model")["x-kubernetes-validations"]]
