@@ -38,6 +38,7 @@ import kmock
 import kopf
 
 from rerank_operator import GROUP, KIND, PLURAL, VERSION
+from rerank_operator.sandbox.procs import free_port
 from rerank_operator.standin import StandinServer
 
 # kmock resource keys ("group/version/plural"; the core group is written "v1/<plural>")
@@ -92,11 +93,14 @@ def endpoint_of(name: str, namespace: str = NAMESPACE) -> str:
 
 # What Milvus outside the cluster would use (spec.publish.endpoint): routed to the stand-in as well.
 EXTERNAL_HOST = "reranker.example.test:9000"
+# An outside address where nothing answers: a loopback port nobody listens on (connection refused).
+DEAD_HOST = "dead.example.test:9000"
 
 
 def host_overrides(standin: StandinServer, names: tuple[str, ...] = PIPELINE_NAMES) -> str:
     hosts = [f"{service_host(n)}:{SERVICE_PORT}" for n in names] + [EXTERNAL_HOST]
-    return ",".join(f"{host}=127.0.0.1:{standin.port}" for host in hosts)
+    routes = [f"{host}=127.0.0.1:{standin.port}" for host in hosts]
+    return ",".join([*routes, f"{DEAD_HOST}=127.0.0.1:{free_port()}"])
 
 
 # ------------------------------------------------------------------------------------ emulator

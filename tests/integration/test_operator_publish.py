@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from kmock_support import (
     CONFIGMAPS,
+    DEAD_HOST,
     DEPLOYMENTS,
     EXTERNAL_HOST,
     MODEL,
@@ -100,6 +101,35 @@ async def test_publish_endpoint_override_is_what_gets_probed_and_published(start
     reranks = [r for r in h.standin.request_log if r.method == "POST" and r.path.endswith("rerank")]
     assert reranks and {r.header("host") for r in reranks} == {EXTERNAL_HOST}
     assert h.get(SERVICES, "rr-reranker") is not None  # in-cluster clients keep the Service
+
+
+async def test_a_new_endpoint_that_fails_does_not_unpublish_the_working_one(start_operator: Any) -> None:
+    h = await start_operator()
+    await h.converge("rr", pipeline_spec())  # intervalSeconds 1, failureThreshold 2
+    good = h.published("rr")
+
+    await h.update_spec("rr", {"publish": {"endpoint": f"http://{DEAD_HOST}"}})
+
+    def new_endpoint_failing() -> None:
+        ready = h.condition("rr", "Ready")
+        assert ready["status"] == "False" and ready["reason"] == "ConnectionRefused", ready
+        assert h.status("rr")["consecutiveFailures"] >= 2  # past failureThreshold
+
+    await passes(new_endpoint_failing, within=10, message="the new endpoint fails its canary")
+
+    def still_published() -> None:  # the old address keeps passing its own canary
+        assert h.published("rr") == good
+        assert h.condition("rr", "Degraded")["status"] == "False"
+
+    await consistently(still_published, duration=3)  # three more probe intervals
+
+    # the route comes up: the new endpoint is verified and replaces the old one
+    await h.update_spec("rr", {"publish": {"endpoint": f"http://{EXTERNAL_HOST}"}})
+    await eventually(
+        lambda: h.published("rr")["endpoint"] == f"http://{EXTERNAL_HOST}", within=10, message="new endpoint"
+    )
+    assert h.published("rr")["ready"] == "true"
+    await h.wait_ready("rr", within=10)
 
 
 # ------------------------------------------------------------------------------------ 3. failure

@@ -17,7 +17,7 @@ class Observation:
     workload: WorkloadState
     endpoint: str
     served_model: str
-    healthy: bool
+    healthy: bool  # the desired endpoint passes its canary (with hysteresis)
     probed: bool
     last_probe: dict[str, Any] | None
     latency: dict[str, Any] | None
@@ -27,6 +27,8 @@ class Observation:
     published_ready: bool
     config_map_name: str
     namespaces: list[str]
+    # the published endpoint passes (differs from ``healthy`` only while the endpoint is changing)
+    published_healthy: bool | None = None
     apply_errors: list[str] = field(default_factory=list)
     publish_errors: list[str] = field(default_factory=list)
     published_time: str | None = None
@@ -119,7 +121,8 @@ def desired_conditions(obs: Observation) -> list[Desired]:
 
     # (reason, message) pairs; the first reason names the condition
     degraded_by: list[tuple[str, str]] = []
-    if obs.published is not None and not obs.healthy:
+    published_healthy = obs.healthy if obs.published_healthy is None else obs.published_healthy
+    if obs.published is not None and not published_healthy:
         degraded_by.append(("CanaryFailing", f"published reranker failing its canary: {ready.message}"))
     if obs.replicas_lost:
         why = w.pending_message or w.failure_message or w.stuck_message

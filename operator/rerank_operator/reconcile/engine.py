@@ -62,6 +62,10 @@ class PipelineState:
 
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     tracker: ProbeTracker = field(default_factory=ProbeTracker)
+    # Health of the published endpoint while the spec asks for another one (publish.endpoint or the
+    # port changed): apps keep using the published address until the new one is verified, so its
+    # readiness must follow its own canary, not the new address's.
+    published_tracker: ProbeTracker | None = None
     last_probe: dict[str, Any] | None = None
     last_probe_at: float | None = None
     last_probe_generation: int | None = None
@@ -155,6 +159,7 @@ class Reconciler:
         verdict_ok = False
         if probe and self._probe_due(state, pipeline, workload):
             verdict_ok = await self._probe(pipeline, desired.endpoint, workload, state)
+            await self._probe_published(pipeline, desired.endpoint, workload, state)
 
         if verdict_ok and tracker.healthy and workload.rolled_out:
             candidate = desired
@@ -172,8 +177,11 @@ class Reconciler:
                     f"{generation} (endpoint {candidate.endpoint})",
                 )
 
-        published_ready = tracker.healthy and spec.replicas > 0 and state.published is not None
-        reason = self._not_ready_reason(spec.replicas, tracker, state)
+        if state.published is None or state.published.endpoint == desired.endpoint:
+            state.published_tracker = None
+        published_health = state.published_tracker or tracker
+        published_ready = published_health.healthy and spec.replicas > 0 and state.published is not None
+        reason = self._not_ready_reason(spec.replicas, published_health, state)
         config = (state.published or desired).marked(ready=published_ready, reason=reason)
         publish_errors = await self._publish(raw, pipeline, config, state)
 
@@ -184,6 +192,7 @@ class Reconciler:
             endpoint=desired.endpoint,
             served_model=spec.model.effective_served_name,
             healthy=tracker.healthy,
+            published_healthy=published_health.healthy,
             probed=state.last_probe is not None,
             last_probe=state.last_probe,
             latency=tracker.percentiles(),
@@ -253,6 +262,26 @@ class Reconciler:
             "latencyMs": round(latency, 3) if latency is not None else None,
         }
         return ok
+
+    async def _probe_published(
+        self, pipeline: RerankPipeline, desired_endpoint: str, workload: WorkloadState, state: PipelineState
+    ) -> None:
+        """While the published endpoint differs from the desired one, check it on the same schedule."""
+        published = state.published
+        if published is None or published.endpoint == desired_endpoint:
+            return
+        if state.published_tracker is None:  # starts from what apps were told
+            was_ready = bool(((state.status or {}).get("published") or {}).get("ready"))
+            state.published_tracker = ProbeTracker(healthy=was_ready)
+        ok, reason, _, latency = await self._run_probe(pipeline, published.endpoint, workload)
+        probe = pipeline.spec.probe
+        state.published_tracker.record(
+            ok,
+            reason,
+            latency,
+            success_threshold=probe.success_threshold,
+            failure_threshold=probe.failure_threshold,
+        )
 
     async def _run_probe(
         self, pipeline: RerankPipeline, endpoint: str, workload: WorkloadState

@@ -209,6 +209,16 @@ def test_failing_canary_on_the_pods_left_is_the_headline() -> None:
     assert c["Degraded"].reason == "CanaryFailing" and "1/2 pods ready" in c["Degraded"].message
 
 
+def test_while_the_endpoint_changes_degraded_follows_the_published_one() -> None:
+    failing = {"ok": False, "reason": "ConnectionRefused", "message": "new address refused"}
+    moving = obs(generation=3, healthy=False, last_probe=failing, published_healthy=True)
+    c = by_type(desired_conditions(moving))
+    assert c["Ready"].status == "False" and c["Ready"].reason == "ConnectionRefused"
+    assert c["Degraded"].status == "False"  # what apps use still passes
+    c = by_type(desired_conditions(replace(moving, published_healthy=False)))
+    assert c["Degraded"].status == "True" and c["Degraded"].reason == "CanaryFailing"
+
+
 def test_not_probed_yet() -> None:
     c = by_type(desired_conditions(obs(last_probe=None, probed=False, published=None, healthy=False)))
     assert c["Probed"].status == "Unknown"
