@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+
+def add_filename_argument(parser: argparse.ArgumentParser) -> None:
+    """``-f/--filename``, the same for every command that reads pipelines from a file."""
+    parser.add_argument(
+        "-f", "--filename", required=True, help="YAML file with RerankPipeline documents ('-': stdin)"
+    )
 
 
 class FileError(Exception):

@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+from rerank_operator.cli._files import add_filename_argument
+
 
 def register(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "-f", "--filename", required=True, help="YAML file with RerankPipeline documents ('-': stdin)"
-    )
+    add_filename_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
