@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import uuid
 from typing import Any, Literal
 
 from rerank_operator import FIELD_MANAGER
-from rerank_operator.kube import ApiError, KubeApi
+from rerank_operator.kube import ApiError, KubeApi, resource_path, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +18,7 @@ async def post_event(
     """Best effort: a failed Event must never fail a reconcile."""
     meta = body.get("metadata") or {}
     ns = meta.get("namespace", "default")
-    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    now = utcnow()
     event = {
         "apiVersion": "v1",
         "kind": "Event",
@@ -43,6 +42,6 @@ async def post_event(
         "count": 1,
     }
     try:
-        await kube.request("POST", f"/api/v1/namespaces/{ns}/events", body=event)
+        await kube.request("POST", resource_path("Event", ns), body=event)
     except ApiError as exc:
         log.warning("could not post event %s for %s/%s: %s", reason, ns, meta.get("name"), exc)

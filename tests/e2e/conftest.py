@@ -19,6 +19,8 @@ Fixtures:
     The same cluster before/without the CRD step: for tests of the harness itself.
 ``sandbox`` (session)
     The same object when it is a Sandbox (for start_process, logs...); skips the test on external clusters.
+``sandbox_binaries`` (session)
+    Only the gate: the binaries are built and this is not an external-cluster run (starts no cluster).
 ``namespace`` (function)
     A fresh namespace (its default ServiceAccount exists, so pods are admitted), deleted afterwards.
 
@@ -86,6 +88,15 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         sb.keep_workdir = True
         report.sections.append(("sandbox", f"component logs (kept after the run): {sb.logs_dir}"))
     return report  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="session")
+def sandbox_binaries() -> None:
+    """The sandbox's binaries are built, and this is not an external-cluster run; starts nothing."""
+    if os.environ.get(EXTERNAL_ENV):
+        pytest.skip(f"needs the built-in sandbox, not {EXTERNAL_ENV}")
+    if _build_error:
+        pytest.fail(f"building sandbox binaries failed: {_build_error[0]}", pytrace=False)
 
 
 @pytest.fixture(scope="session")

@@ -32,16 +32,13 @@ class OperatorProcess:
         cluster: ClusterClient,
         log_dir: Path,
         overrides: dict[str, str],
-        extra_env: dict[str, str] | None = None,
     ):
-        self.cluster = cluster
         self.log_dir = log_dir
         self.env = {
             **cluster.env,
             "RERANK_OPERATOR_HOST_OVERRIDES": ",".join(f"{k}={v}" for k, v in overrides.items()),
             "RERANK_OPERATOR_RESYNC_SECONDS": "2",
             "PYTHONUNBUFFERED": "1",
-            **(extra_env or {}),
         }
         self.proc: ManagedProcess | None = None
         self.starts = 0
@@ -70,15 +67,6 @@ class OperatorProcess:
         if self.proc is not None:
             self.proc.stop(grace=0)
             self.proc = None
-
-    def logs(self, lines: int = 80) -> str:
-        return "\n".join(
-            f"--- {p.name}\n" + "\n".join(p.read_text(errors="replace").splitlines()[-lines:])
-            for p in sorted(self.log_dir.glob("operator-*.log"))
-        )
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.alive()
 
     def metrics(self) -> str:
         """The operator's Prometheus exposition, scraped over loopback."""

@@ -20,8 +20,7 @@ from rerank_operator.sandbox.procs import live_group_members
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_sandbox_command_runs_example_and_stops_on_sigint(sandbox: object, tmp_path: Path) -> None:
-    # `sandbox` only ensures the binaries exist and that this is not an external-cluster run
+def test_sandbox_command_runs_example_and_stops_on_sigint(sandbox_binaries: None, tmp_path: Path) -> None:
     exe = Path(sys.executable).parent / "rerank-operator"
     kubeconfig = tmp_path / "kubeconfig"
     log = (tmp_path / "sandbox.err").open("w")
@@ -42,7 +41,13 @@ def test_sandbox_command_runs_example_and_stops_on_sigint(sandbox: object, tmp_p
             err = (tmp_path / "sandbox.err").read_text()
         assert "press Ctrl-C" in err, err
         assert "bge-base" in err and "True" in err, f"example not Ready:\n{err}"
-        ready = ClusterClient(kubeconfig).kubectl(
+        cluster = ClusterClient(kubeconfig)
+        condition = cluster.kubectl(
+            "get", "rrp", "bge-base", "-o", 'jsonpath={.status.conditions[?(@.type=="Ready")].status}',
+            check=False, timeout=30,
+        )  # fmt: skip
+        assert condition.stdout == "True", (condition.stdout, condition.stderr)
+        ready = cluster.kubectl(
             "get", "configmap", "bge-base-ranker", "-o", "jsonpath={.data.ready}", check=False, timeout=30
         )
         assert ready.stdout == "true", ready.stderr

@@ -47,6 +47,14 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         )
 
 
+@kopf.on.cleanup()
+async def close(memo: kopf.Memo, **_: Any) -> None:
+    """Release the canary's HTTP client when the operator exits."""
+    reconciler = memo.get("reconciler")
+    if isinstance(reconciler, Reconciler):
+        await reconciler.aclose()
+
+
 def _state(memo: kopf.Memo) -> PipelineState:
     state = memo.get("state")
     if state is None:

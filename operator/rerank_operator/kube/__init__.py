@@ -6,5 +6,6 @@ verbs the operator needs on raw dicts, so manifests from ``render`` go out uncha
 
 from rerank_operator.kube.client import ApiError, KubeApi, load_api_client
 from rerank_operator.kube.paths import object_path, resource_path
+from rerank_operator.kube.timestamps import utcnow
 
-__all__ = ["ApiError", "KubeApi", "load_api_client", "object_path", "resource_path"]
+__all__ = ["ApiError", "KubeApi", "load_api_client", "object_path", "resource_path", "utcnow"]

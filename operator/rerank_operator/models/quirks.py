@@ -26,7 +26,6 @@ class ModelQuirk:
     hf_overrides: dict[str, Any] = field(default_factory=dict)
     requires_chat_template: bool = False
     requires_trust_remote_code: bool = False
-    convert: str | None = None
     note: str = ""
 
 

@@ -258,8 +258,7 @@ class EngineSpec(ApiModel):
     model_config = with_cel(
         _managed_flags_rule(),
         cel(
-            "!has(self.env) || self.env.all(e, !(e.name in "
-            "['HF_TOKEN', 'HUGGING_FACE_HUB_TOKEN', 'VLLM_API_KEY', 'HF_HOME']))",
+            f"!has(self.env) || self.env.all(e, !(e.name in [{', '.join(repr(n) for n in RESERVED_ENV)}]))",
             "HF_TOKEN, VLLM_API_KEY and HF_HOME are managed by the operator: use "
             "spec.hfTokenSecretRef, spec.apiKeySecretRef and spec.modelCache",
             field_path=".env",

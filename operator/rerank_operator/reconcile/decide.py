@@ -9,6 +9,11 @@ from rerank_operator.publish import AWAITING_FIRST_PROBE, PublishedConfig
 from rerank_operator.reconcile.conditions import Desired, merge_conditions
 from rerank_operator.reconcile.workload import WorkloadState
 
+SCALED_TO_ZERO = "ScaledToZero"
+ROLLING_OUT = "RollingOut"
+# Not-ready reasons that are part of a normal rollout: Normal Events, not Warnings.
+EXPECTED_NOT_READY = frozenset({AWAITING_FIRST_PROBE, ROLLING_OUT, SCALED_TO_ZERO})
+
 
 @dataclass(frozen=True)
 class Observation:
@@ -66,7 +71,7 @@ def not_ready_reason(obs: Observation) -> tuple[str, str]:
     if obs.apply_errors:
         return "ApplyRejected", "; ".join(obs.apply_errors)
     if obs.desired_replicas == 0:
-        return "ScaledToZero", "spec.replicas is 0: nothing serves the endpoint"
+        return SCALED_TO_ZERO, "spec.replicas is 0: nothing serves the endpoint"
     if w.failure_message:
         return "ContainerFailing", w.failure_message
     if w.pending_message and w.ready < obs.desired_replicas:
@@ -79,7 +84,7 @@ def not_ready_reason(obs: Observation) -> tuple[str, str]:
             f"{w.ready}/{obs.desired_replicas} pods ready; this generation served before",
         )
     if not w.rolled_out and not obs.replicas_lost:
-        return "RollingOut", f"{w.ready}/{obs.desired_replicas} pods ready, {w.updated} updated"
+        return ROLLING_OUT, f"{w.ready}/{obs.desired_replicas} pods ready, {w.updated} updated"
     # rolled out, or short of pods that still serve: the canary's own reason is the headline
     if obs.probed and not obs.healthy:
         message = (obs.last_probe or {}).get("message", "")

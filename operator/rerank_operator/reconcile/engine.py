@@ -8,16 +8,17 @@ same result and writes nothing when nothing changed.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import httpx
+
 from rerank_operator import metrics
 from rerank_operator.events import post_event
-from rerank_operator.kube import ApiError, KubeApi
+from rerank_operator.kube import ApiError, KubeApi, utcnow
 from rerank_operator.models import InvalidPipeline, RerankPipeline, RerankPipelineStatus
 from rerank_operator.probe import DEFAULT_CANARY, Canary, HostResolver, ProbeTarget, probe_reranker
 from rerank_operator.publish import (
@@ -28,7 +29,13 @@ from rerank_operator.publish import (
 )
 from rerank_operator.publish.content import publish_namespaces
 from rerank_operator.reconcile.conditions import find
-from rerank_operator.reconcile.decide import Observation, invalid_status, valid_status
+from rerank_operator.reconcile.decide import (
+    EXPECTED_NOT_READY,
+    SCALED_TO_ZERO,
+    Observation,
+    invalid_status,
+    valid_status,
+)
 from rerank_operator.reconcile.tracker import ProbeTracker
 from rerank_operator.reconcile.workload import WorkloadState, observe_workload
 from rerank_operator.render import child_names, render_workload, selector_labels
@@ -38,13 +45,6 @@ log = logging.getLogger(__name__)
 
 NO_READY_REPLICAS = "NoReadyReplicas"
 MISSING_SECRET = "MissingSecret"
-SCALED_TO_ZERO = "ScaledToZero"
-# Not-ready reasons that are part of a normal rollout: Normal Events, not Warnings.
-_EXPECTED_NOT_READY = {AWAITING_FIRST_PROBE, "RollingOut", SCALED_TO_ZERO}
-
-
-def utcnow() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def plain(value: Any) -> Any:
@@ -94,6 +94,22 @@ class Reconciler:
         self.kube = kube
         self.config = config
         self.resolver = resolver if resolver is not None else HostResolver.from_env()
+        self._http: httpx.AsyncClient | None = None
+
+    def _http_client(self) -> httpx.AsyncClient:
+        """One client for every canary (building one loads the CA bundle: ~50 ms on the event loop).
+        No keep-alive: each canary opens its own connection, so the Service spreads them over pods.
+        Proxies from the environment are ignored: probes target cluster-internal addresses."""
+        if self._http is None:
+            self._http = httpx.AsyncClient(
+                trust_env=False, follow_redirects=False, limits=httpx.Limits(max_keepalive_connections=0)
+            )
+        return self._http
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
 
     # ------------------------------------------------------------------------------ entry
     async def reconcile(self, body: Mapping[str, Any], state: PipelineState, *, probe: bool = True) -> None:
@@ -148,9 +164,12 @@ class Reconciler:
 
         desired = initial_config(pipeline, self.config.cluster_domain)  # what this spec would publish
         state.probe_interval_seconds = spec.probe.interval_seconds
-        apply_errors = await self._apply_all(render_workload(pipeline))
+        apply_errors, applied = await self._apply_all(render_workload(pipeline))
 
-        deployment = await self.kube.get("Deployment", ns, names.deployment)
+        # the apply answer is the live object, status included; read it only if the apply was rejected
+        deployment = applied.get(("Deployment", names.deployment)) or await self.kube.get(
+            "Deployment", ns, names.deployment
+        )
         selector = ",".join(f"{k}={v}" for k, v in selector_labels(pipeline).items())
         pods = await self.kube.list("Pod", ns, selector)
         workload = observe_workload(deployment, pods, spec.replicas)
@@ -158,8 +177,7 @@ class Reconciler:
         tracker = state.tracker
         verdict_ok = False
         if probe and self._probe_due(state, pipeline, workload):
-            verdict_ok = await self._probe(pipeline, desired.endpoint, workload, state)
-            await self._probe_published(pipeline, desired.endpoint, workload, state)
+            verdict_ok = await self._probe_round(pipeline, desired.endpoint, workload, state)
 
         if verdict_ok and tracker.healthy and workload.rolled_out:
             candidate = desired
@@ -211,44 +229,46 @@ class Reconciler:
         state.settled = obs.verified or bool(apply_errors)
         await self._write_status(raw, state, status)
 
-    async def _apply_all(self, manifests: list[dict[str, Any]]) -> list[str]:
-        """Apply children; a rejected child is reported (Stalled), a transient error retried."""
+    async def _apply_all(
+        self, manifests: list[dict[str, Any]]
+    ) -> tuple[list[str], dict[tuple[str, str], dict[str, Any]]]:
+        """Apply children; a rejected child is reported (Stalled), a transient error retried.
+
+        Returns the problems and the live objects the apiserver answered with, by (kind, name).
+        """
         errors: list[str] = []
+        applied: dict[tuple[str, str], dict[str, Any]] = {}
         for manifest in manifests:
+            kind, name = manifest["kind"], manifest["metadata"]["name"]
             try:
-                await self.kube.apply(manifest)
+                applied[kind, name] = await self.kube.apply(manifest)
             except ApiError as exc:
                 if exc.transient:
                     raise
-                errors.append(
-                    f"{manifest['kind']} {manifest['metadata']['name']} rejected: {exc.message or exc.reason}"
-                )
-        return errors
+                errors.append(f"{kind} {name} rejected: {exc.message or exc.reason}")
+        return errors, applied
 
     # ------------------------------------------------------------------------------ probing
     def _probe_due(self, state: PipelineState, pipeline: RerankPipeline, workload: WorkloadState) -> bool:
-        if state.last_probe_at is None:
-            return True
-        generation = pipeline.metadata.generation or 0
-        if state.last_probe_generation != generation and workload.rolled_out:
-            return True  # a finished rollout is checked at once, not an interval later
-        if workload.serving and (state.last_probe or {}).get("reason") == NO_READY_REPLICAS:
-            return True  # pods just became ready: no need to wait out the interval
-        return time.monotonic() - state.last_probe_at >= pipeline.spec.probe.interval_seconds
+        """The interval schedule (``PipelineState.probe_due``) plus rollout-driven checks."""
+        if state.last_probe_at is not None:
+            generation = pipeline.metadata.generation or 0
+            if state.last_probe_generation != generation and workload.rolled_out:
+                return True  # a finished rollout is checked at once, not an interval later
+            if workload.serving and (state.last_probe or {}).get("reason") == NO_READY_REPLICAS:
+                return True  # pods just became ready: no need to wait out the interval
+        return state.probe_due(time.monotonic())
 
-    async def _probe(
-        self, pipeline: RerankPipeline, endpoint: str, workload: WorkloadState, state: PipelineState
+    async def _probe_round(
+        self, pipeline: RerankPipeline, desired_endpoint: str, workload: WorkloadState, state: PipelineState
     ) -> bool:
-        spec = pipeline.spec
+        """The canary against the desired endpoint and, while it differs, the published one
+        (whose readiness then follows its own tracker). True when the desired endpoint passed."""
         state.last_probe_at = time.monotonic()
         state.last_probe_generation = pipeline.metadata.generation or 0
-        ok, reason, message, latency = await self._run_probe(pipeline, endpoint, workload)
-        state.tracker.record(
-            ok,
-            reason,
-            latency,
-            success_threshold=spec.probe.success_threshold,
-            failure_threshold=spec.probe.failure_threshold,
+        api_key = await self._api_key(pipeline, workload)
+        ok, reason, message, latency = await self._check(
+            pipeline, desired_endpoint, workload, state.tracker, api_key
         )
         if latency is not None:  # None when no request was sent (no ready pod, missing secret, ...)
             metrics.PROBE_LATENCY.labels(pipeline.namespace, pipeline.name).observe(latency / 1000.0)
@@ -261,30 +281,43 @@ class Reconciler:
             "message": message[:4096],
             "latencyMs": round(latency, 3) if latency is not None else None,
         }
+        published = state.published
+        if published is not None and published.endpoint != desired_endpoint:
+            if state.published_tracker is None:  # starts from what apps were told
+                was_ready = bool(((state.status or {}).get("published") or {}).get("ready"))
+                state.published_tracker = ProbeTracker(healthy=was_ready)
+            await self._check(pipeline, published.endpoint, workload, state.published_tracker, api_key)
         return ok
 
-    async def _probe_published(
-        self, pipeline: RerankPipeline, desired_endpoint: str, workload: WorkloadState, state: PipelineState
-    ) -> None:
-        """While the published endpoint differs from the desired one, check it on the same schedule."""
-        published = state.published
-        if published is None or published.endpoint == desired_endpoint:
-            return
-        if state.published_tracker is None:  # starts from what apps were told
-            was_ready = bool(((state.status or {}).get("published") or {}).get("ready"))
-            state.published_tracker = ProbeTracker(healthy=was_ready)
-        ok, reason, _, latency = await self._run_probe(pipeline, published.endpoint, workload)
+    async def _api_key(self, pipeline: RerankPipeline, workload: WorkloadState) -> str | None:
+        """The key from ``apiKeySecretRef``, read once per round and only when a request will be sent."""
+        ref = pipeline.spec.api_key_secret_ref
+        if ref is None or pipeline.spec.replicas == 0 or not workload.serving:
+            return None
+        return await self.kube.read_secret_key(pipeline.namespace, ref.name, ref.key)
+
+    async def _check(
+        self,
+        pipeline: RerankPipeline,
+        endpoint: str,
+        workload: WorkloadState,
+        tracker: ProbeTracker,
+        api_key: str | None,
+    ) -> tuple[bool, str, str, float | None]:
+        """One canary against ``endpoint``, recorded in ``tracker`` with the spec's thresholds."""
+        ok, reason, message, latency = await self._run_probe(pipeline, endpoint, workload, api_key)
         probe = pipeline.spec.probe
-        state.published_tracker.record(
+        tracker.record(
             ok,
             reason,
             latency,
             success_threshold=probe.success_threshold,
             failure_threshold=probe.failure_threshold,
         )
+        return ok, reason, message, latency
 
     async def _run_probe(
-        self, pipeline: RerankPipeline, endpoint: str, workload: WorkloadState
+        self, pipeline: RerankPipeline, endpoint: str, workload: WorkloadState, api_key: str | None
     ) -> tuple[bool, str, str, float | None]:
         spec = pipeline.spec
         if spec.replicas == 0:
@@ -292,10 +325,8 @@ class Reconciler:
         if not workload.serving:
             detail = workload.pending_message or workload.failure_message or "no pod is ready yet"
             return False, NO_READY_REPLICAS, detail, None
-        api_key: str | None = None
         if spec.api_key_secret_ref is not None:
             ref = spec.api_key_secret_ref
-            api_key = await self.kube.read_secret_key(pipeline.namespace, ref.name, ref.key)
             if not api_key:
                 return (
                     False,
@@ -313,7 +344,7 @@ class Reconciler:
             max_latency_ms=spec.probe.max_latency_ms,
             truncate_prompt_tokens=spec.model.truncate_prompt_tokens,
         )
-        verdict = await probe_reranker(target, resolver=self.resolver)
+        verdict = await probe_reranker(target, client=self._http_client(), resolver=self.resolver)
         return verdict.ok, str(verdict.reason), verdict.message, verdict.latency_ms
 
     @staticmethod
@@ -420,7 +451,7 @@ class Reconciler:
             return
         reason = "Ready" if after.get("status") == "True" else str(after.get("reason"))
         type_: Literal["Normal", "Warning"] = (
-            "Normal" if reason == "Ready" or reason in _EXPECTED_NOT_READY else "Warning"
+            "Normal" if reason == "Ready" or reason in EXPECTED_NOT_READY else "Warning"
         )
         await post_event(self.kube, raw, type_, reason, str(after.get("message", "")))
 
