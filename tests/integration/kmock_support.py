@@ -516,6 +516,10 @@ class Harness:
                     out.append(copy.deepcopy(raw))
         return out
 
+    def canaries(self) -> list[Any]:
+        """The rerank requests the stand-in received (the operator's canaries)."""
+        return [r for r in self.standin.request_log if r.method == "POST" and r.path.endswith("rerank")]
+
     def requests(
         self,
         method: str,

@@ -70,7 +70,7 @@ async def test_passing_canary_publishes_a_ready_milvus_config(start_operator: An
         assert h.condition("rr", type_)["status"] == "False", type_
 
     # the canary really went to the stand-in, addressed as the in-cluster Service
-    reranks = [r for r in h.standin.request_log if r.method == "POST" and r.path.endswith("rerank")]
+    reranks = h.canaries()
     assert reranks
     assert reranks[-1].header("host") == f"{service_host('rr')}:8000"
     body = reranks[-1].json()
@@ -98,7 +98,7 @@ async def test_publish_endpoint_override_is_what_gets_probed_and_published(start
     assert json.loads(data["milvus-function.json"])["params"]["endpoint"] == external
     assert json.loads(data["milvus-lite-function.json"])["params"]["base_url"] == f"{external}/v2"
     assert h.status("rr")["endpoint"] == external
-    reranks = [r for r in h.standin.request_log if r.method == "POST" and r.path.endswith("rerank")]
+    reranks = h.canaries()
     assert reranks and {r.header("host") for r in reranks} == {EXTERNAL_HOST}
     assert h.get(SERVICES, "rr-reranker") is not None  # in-cluster clients keep the Service
 
@@ -284,7 +284,7 @@ async def test_api_key_is_read_from_the_secret_and_never_leaks(
     spec = pipeline_spec(apiKeySecretRef={"name": "reranker-api-key", "key": "token"})
     await h.converge("secured", spec)
 
-    reranks = [r for r in h.standin.request_log if r.path.endswith("rerank")]
+    reranks = h.canaries()
     assert reranks and reranks[-1].header("authorization") == f"Bearer {key}"
 
     # the pods get the key by reference, never by value
@@ -325,4 +325,4 @@ async def test_missing_secret_is_reported_without_probing(start_operator: Any) -
         assert h.published("secured")["ready"] == "false"
 
     await passes(reported, within=10, message="MissingSecret")
-    assert not [r for r in h.standin.request_log if r.path.endswith("rerank")]
+    assert not h.canaries()

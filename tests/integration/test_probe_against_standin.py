@@ -156,6 +156,18 @@ async def test_concurrent_probes_while_faults_flip_never_raise(standin: StandinS
         target = ProbeTarget(standin.url, timeout_s=3.0)
         probes = [probe_reranker(target, client=client, resolver=HostResolver()) for _ in range(40)]
         verdicts = await asyncio.wait_for(asyncio.gather(flip(), *probes), timeout=30)
+        # every verdict is one the flipped faults explain (a dropped or refused connection mid-flip
+        # included), never e.g. InvalidEndpoint or MalformedResponse from a confused client
+        explained = {
+            Reason.HEALTHY,
+            Reason.HTTP_STATUS,
+            Reason.CONNECTION_ERROR,
+            Reason.CONNECTION_REFUSED,
+            Reason.TIMEOUT,
+            Reason.NON_FINITE_SCORE,
+            Reason.WRONG_TOP_DOCUMENT,
+        }
+        assert {v.reason for v in verdicts[1:]} <= explained, [v.reason for v in verdicts[1:]]
         assert all(v.reason in REASONS for v in verdicts[1:])
         assert (await probe_reranker(target, client=client, resolver=HostResolver())).ok
 

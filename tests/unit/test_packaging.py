@@ -66,6 +66,7 @@ def test_console_script_is_installed() -> None:
 
 
 APP_SIDE_MODULES = (
+    "rerank_operator.client",
     "rerank_operator.models",
     "rerank_operator.models.crd",
     "rerank_operator.publish",

@@ -2,8 +2,8 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from status_support import observation
 
-from rerank_operator.publish import PublishedConfig
 from rerank_operator.reconcile.conditions import Desired
 from rerank_operator.reconcile.decide import (
     Observation,
@@ -15,35 +15,10 @@ from rerank_operator.reconcile.decide import (
 )
 from rerank_operator.reconcile.workload import WorkloadState
 
-ROLLED = WorkloadState(desired=1, ready=1, updated=1, pods_current=True)
-SNAPSHOT = PublishedConfig(
-    endpoint="http://x-reranker.ns.svc.cluster.local:8000",
-    model="m",
-    generation=2,
-    function_json="{}",
-    lite_function_json="{}",
-)
-
 
 def obs(**kw: Any) -> Observation:
-    base = Observation(
-        generation=2,
-        desired_replicas=1,
-        workload=ROLLED,
-        endpoint=SNAPSHOT.endpoint,
-        served_model="m",
-        healthy=True,
-        probed=True,
-        last_probe={"ok": True, "reason": "Healthy", "message": "ok", "latencyMs": 12.0, "time": "t"},
-        latency={"p50Ms": 12.0, "p95Ms": 12.0, "samples": 1},
-        successes=1,
-        failures=0,
-        published=SNAPSHOT,
-        published_ready=True,
-        config_map_name="x-ranker",
-        namespaces=["ns"],
-    )
-    return replace(base, **kw)
+    """A verified pipeline at generation 2 (``status_support.observation``); ``kw`` replace fields."""
+    return replace(observation(2, config_map_name="x-ranker", namespaces=["ns"]), **kw)
 
 
 def by_type(conds: list[Desired]) -> dict[str, Desired]:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import pytest
-
 from rerank_operator.models import RerankPipeline
 from rerank_operator.render import render_deployment, render_disruption_budget
 
@@ -24,9 +22,8 @@ def test_budget_shape(make_pipeline: MakePipeline) -> None:
     assert "minAvailable" not in pdb["spec"]  # minAvailable 1 would block draining a single replica
 
 
-@pytest.mark.parametrize("replicas", [0, 1, 2, 8])
-def test_budget_selects_exactly_the_deployments_pods(make_pipeline: MakePipeline, replicas: int) -> None:
-    pipeline = make_pipeline(replicas=replicas)
+def test_budget_selects_exactly_the_deployments_pods(make_pipeline: MakePipeline) -> None:
+    pipeline = make_pipeline(replicas=2)
     pdb = render_disruption_budget(pipeline)
     deployment = render_deployment(pipeline)
     assert pdb["spec"]["selector"] == deployment["spec"]["selector"]

@@ -93,7 +93,9 @@ def test_model_fields_map_to_flags(make_pipeline: MakePipeline, field: str, valu
     [("revision", "--revision"), ("maxModelLen", "--max-model-len"), ("convert", "--convert")],
 )
 def test_unset_optional_fields_leave_flags_out(make_pipeline: MakePipeline, field: str, flag: str) -> None:
-    assert flag not in serve_args(make_pipeline())
+    pipeline = make_pipeline()
+    assert field not in pipeline.spec.model.to_api()  # really unset, not defaulted
+    assert flag not in serve_args(pipeline)
 
 
 @pytest.mark.parametrize(("value", "rendered"), [(0.9, "0.9"), (1, "1.0"), (0.05, "0.05"), (0.333, "0.333")])
