@@ -21,8 +21,11 @@ Fixtures:
     The same object when it is a Sandbox (for start_process, logs...); skips the test on external clusters.
 ``sandbox_binaries`` (session)
     Only the gate: the binaries are built and this is not an external-cluster run (starts no cluster).
-``namespace`` (function)
-    A fresh namespace (its default ServiceAccount exists, so pods are admitted), deleted afterwards.
+``helm`` (session)
+    ``helm(*args, check=True)``: the pinned, cached helm binary with an empty HELM_* home.
+``namespace``, ``namespaces`` (function)
+    A fresh namespace, or a factory of them (their default ServiceAccount exists, so pods are
+    admitted), deleted afterwards.
 
 Binaries are compiled before the first test when missing (after collection, so pytest-timeout does not
 cut the first, very long build short); progress goes to the terminal.
@@ -32,12 +35,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from operator_support import Helm
 
 from rerank_operator.sandbox import (
     CLUSTER_BINARIES,
@@ -91,6 +96,30 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 @pytest.fixture(scope="session")
+def helm(tmp_path_factory: pytest.TempPathFactory) -> Helm:
+    """The pinned, cached helm with its own empty home; fails with helm's output unless ``check=False``."""
+    binary = ensure_binaries(["helm"])["helm"]
+    home = tmp_path_factory.mktemp("helm-home")
+    env = {
+        **os.environ,
+        "HELM_CACHE_HOME": str(home / "cache"),
+        "HELM_CONFIG_HOME": str(home / "config"),
+        "HELM_DATA_HOME": str(home / "data"),
+    }
+    env.pop("KUBECONFIG", None)  # lint/template never talk to a cluster
+
+    def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run([str(binary), *args], env=env, capture_output=True, text=True, timeout=120)
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"helm {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+            )
+        return proc
+
+    return run
+
+
+@pytest.fixture(scope="session")
 def sandbox_binaries() -> None:
     """The sandbox's binaries are built, and this is not an external-cluster run; starts nothing."""
     if os.environ.get(EXTERNAL_ENV):
@@ -138,14 +167,19 @@ def sandbox(bare_cluster: ClusterClient) -> Sandbox:
 
 
 @pytest.fixture
-def namespace(bare_cluster: ClusterClient) -> Iterator[str]:
-    cluster = bare_cluster
-    name = f"e2e-{uuid.uuid4().hex[:8]}"
-    cluster.kubectl("create", "namespace", name)
-    cluster.wait_for(
-        lambda: cluster.kubectl("get", "serviceaccount", "default", "-n", name, check=False).returncode == 0,
-        timeout=60,
-        what=f"ServiceAccount {name}/default",
-    )
-    yield name
-    cluster.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False)
+def namespaces(bare_cluster: ClusterClient) -> Iterator[Callable[[str], str]]:
+    """Factory: ``namespaces("watch")`` creates a fresh ``watch-<id>`` (its default ServiceAccount
+    exists, so pods are admitted); all are deleted afterwards."""
+    created: list[str] = []
+
+    def make(prefix: str) -> str:
+        created.append(bare_cluster.create_namespace(f"{prefix}-{uuid.uuid4().hex[:6]}"))
+        return created[-1]
+
+    yield make
+    bare_cluster.delete_namespaces(*created)
+
+
+@pytest.fixture
+def namespace(namespaces: Callable[[str], str]) -> str:
+    return namespaces("e2e")

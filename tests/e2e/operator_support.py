@@ -8,16 +8,25 @@ the apiserver, the controllers, the scheduler, kwok's fake GPU nodes and the ope
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
+import re
+import subprocess
 import sys
 import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rerank_operator.sandbox import ClusterClient, ManagedProcess, procs
+import pytest
+
+from rerank_operator.sandbox import ClusterClient, ManagedProcess, Sandbox, SandboxTimeout, procs
 
 REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "helm" / "rerank-operator"
+Helm = Callable[..., "subprocess.CompletedProcess[str]"]  # conftest's `helm` fixture
 
 
 def service_host(name: str, namespace: str, port: int = 8000) -> str:
@@ -114,3 +123,149 @@ def pipeline_manifest(name: str, namespace: str, **spec: Any) -> dict[str, Any]:
 
 def names_of(items: Iterable[dict[str, Any]]) -> list[str]:
     return sorted(i["metadata"]["name"] for i in items)
+
+
+def namespaced_values(watch: list[str], publish: list[str]) -> list[str]:
+    """Chart values for namespaced mode: Roles in ``watch``, ConfigMap-only Roles in ``publish``."""
+    return [
+        "--set-json",
+        f"watchNamespaces={json.dumps(watch)}",
+        "--set-json",
+        f"publishNamespaces={json.dumps(publish)}",
+    ]
+
+
+# ---------------------------------------------------------------- the operator as the chart's ServiceAccount
+def _http_ok(url: str) -> bool:
+    with urllib.request.urlopen(url, timeout=2) as resp:
+        return int(resp.status) == 200
+
+
+def start_standin(sandbox: Sandbox, name: str, *, api_key: str | None = None) -> int:
+    """A loopback reranker stand-in run as a sandbox process (logged, stopped with the sandbox)."""
+    port = procs.free_port()
+    argv = [sys.executable, "-m", "rerank_operator.standin", "--host", "127.0.0.1", "--port", str(port)]
+    env = {}
+    if api_key:
+        argv += ["--api-key-env", "STANDIN_KEY"]
+        env["STANDIN_KEY"] = api_key
+    sandbox.start_process(
+        name, argv, env=env, ready=functools.partial(_http_ok, f"http://127.0.0.1:{port}/health"), timeout=30
+    )
+    return port
+
+
+def host_overrides(pipeline_ns: str, ports: dict[str, int]) -> str:
+    """RERANK_OPERATOR_HOST_OVERRIDES: each pipeline's Service name -> its loopback stand-in."""
+    return ",".join(f"{service_host(name, pipeline_ns)}=127.0.0.1:{port}" for name, port in ports.items())
+
+
+@dataclass
+class ServiceAccountOperator:
+    """An operator running with the chart's ServiceAccount token, and the namespaces it serves."""
+
+    sandbox: Sandbox
+    operator_ns: str
+    pipeline_ns: str
+    publish_ns: str
+    service_account: str
+    operator: ManagedProcess
+
+    def operator_log(self, lines: int = 200) -> str:
+        return procs.tail(self.operator.log_path, lines)
+
+    def forbidden_lines(self) -> list[str]:
+        text = self.operator.log_path.read_text(errors="replace")
+        return [line for line in text.splitlines() if re.search(r"\b403\b|[Ff]orbidden", line)]
+
+    def wait(self, check: Callable[[], Any], *, timeout: float, what: str) -> Any:
+        """Poll; on timeout fail with the operator's log (403s there mean the RBAC is too narrow)."""
+        try:
+            return self.sandbox.wait_for(check, timeout=timeout, what=what, also=[self.operator])
+        except SandboxTimeout as exc:
+            pytest.fail(
+                f"{exc}\n\n---- operator log ({self.operator.log_path}), last 200 lines ----\n"
+                f"{self.operator_log()}\n---- 403/Forbidden lines ----\n"
+                + "\n".join(self.forbidden_lines()[-20:]),
+                pytrace=False,
+            )
+
+    def configmap(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return get_json(self.sandbox, "configmap", name, "-n", namespace)
+
+    def gone(self, kind: str, namespace: str, name: str) -> bool:
+        proc = self.sandbox.kubectl("get", kind, name, "-n", namespace, check=False)
+        return proc.returncode != 0 and "NotFound" in proc.stderr
+
+    def ready(self, name: str) -> dict[str, Any] | None:
+        """The pipeline once Ready=True for its current generation, else None."""
+        obj = get_json(self.sandbox, "rerankpipeline", name, "-n", self.pipeline_ns)
+        ready = condition(obj, "Ready")
+        if obj is None or ready is None or ready["status"] != "True":
+            return None
+        return obj if obj["status"].get("observedGeneration") == obj["metadata"]["generation"] else None
+
+    def delete_and_wait_gone(self, name: str) -> None:
+        self.sandbox.kubectl("delete", "rerankpipeline", name, "-n", self.pipeline_ns, "--wait=false")
+        self.wait(
+            lambda: self.gone("rerankpipeline", self.pipeline_ns, name),
+            timeout=60,
+            what=f"pipeline {name} to be gone (finalizer released)",
+        )
+
+
+@contextlib.contextmanager
+def deployed_operator(
+    sandbox: Sandbox,
+    helm: Helm,
+    work: Path,
+    *,
+    suffix: str,
+    operator_ns: str,
+    overrides: str,
+    watch: list[str] | None = None,
+    publish: list[str] | None = None,
+) -> Iterator[tuple[str, ManagedProcess]]:
+    """The chart's ServiceAccount + RBAC really applied, and the operator running as that ServiceAccount.
+
+    ``watch=None``: cluster-wide (``-A``, ClusterRole); else ``-n`` per namespace and Roles (chart values
+    ``watchNamespaces`` / ``publishNamespaces``).
+    """
+    release = f"sa-{suffix}"
+    values = namespaced_values(watch, publish or []) if watch else []
+    rbac_text = helm(
+        "template", release, str(CHART), "--namespace", operator_ns,
+        "--show-only", "templates/serviceaccount.yaml", "--show-only", "templates/rbac.yaml", *values,
+    ).stdout  # fmt: skip
+    operator_name = f"operator-sa-{suffix}"
+    sandbox.apply(rbac_text)
+    try:
+        sa_name = f"{release}-rerank-operator"
+        kubeconfig = sandbox.service_account_kubeconfig(
+            operator_ns, sa_name, path=work / f"sa-{suffix}.kubeconfig"
+        )
+        who = sandbox.kubectl(
+            "--kubeconfig", str(kubeconfig), "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"
+        )
+        assert who.stdout == f"system:serviceaccount:{operator_ns}:{sa_name}"
+        scope = [arg for ns in watch for arg in ("-n", ns)] if watch else ["-A"]
+        liveness = procs.free_port()
+        operator = sandbox.start_process(
+            operator_name,
+            [str(Path(sys.executable).parent / "rerank-operator"), "run", *scope,
+             f"--liveness=http://127.0.0.1:{liveness}/healthz"],
+            env={
+                "KUBECONFIG": str(kubeconfig),  # the ServiceAccount, not the sandbox admin
+                "RERANK_OPERATOR_HOST_OVERRIDES": overrides,
+                "RERANK_OPERATOR_RESYNC_SECONDS": "5",
+            },
+            ready=functools.partial(_http_ok, f"http://127.0.0.1:{liveness}/healthz"),
+            timeout=60,
+        )  # fmt: skip
+        yield sa_name, operator
+    finally:
+        if operator_name in sandbox.processes:
+            sandbox.stop_process(operator_name)
+        sandbox.kubectl(
+            "delete", "-f", "-", "--ignore-not-found", "--wait=false", input=rbac_text, check=False
+        )

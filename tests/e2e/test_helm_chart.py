@@ -7,46 +7,19 @@ its first build happens inside the ``helm`` fixture.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from operator_support import CHART, Helm, namespaced_values
 
-from rerank_operator.sandbox import ClusterClient, ensure_binaries
+from rerank_operator.sandbox import ClusterClient
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-CHART = REPO_ROOT / "helm" / "rerank-operator"
 HEALTH_KEY = "resource.customizations.health.rerank.dev_RerankPipeline"
-
-Helm = Callable[..., "subprocess.CompletedProcess[str]"]
-
-
-@pytest.fixture(scope="module")
-def helm(tmp_path_factory: pytest.TempPathFactory) -> Helm:
-    binary = ensure_binaries(["helm"])["helm"]
-    home = tmp_path_factory.mktemp("helm-home")
-    env = {
-        **os.environ,
-        "HELM_CACHE_HOME": str(home / "cache"),
-        "HELM_CONFIG_HOME": str(home / "config"),
-        "HELM_DATA_HOME": str(home / "data"),
-    }
-    env.pop("KUBECONFIG", None)  # lint/template never talk to a cluster
-
-    def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run([str(binary), *args], env=env, capture_output=True, text=True, timeout=120)
-        if check and proc.returncode != 0:
-            raise AssertionError(
-                f"helm {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
-            )
-        return proc
-
-    return run
 
 
 def render(helm: Helm, *set_args: str, release: str = "rr", namespace: str = "rerank-system") -> str:
@@ -59,15 +32,6 @@ def docs(text: str) -> list[dict[str, Any]]:
 
 def by_kind(objs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     return [o for o in objs if o["kind"] == kind]
-
-
-def namespaced_values(watch: list[str], publish: list[str]) -> list[str]:
-    return [
-        "--set-json",
-        f"watchNamespaces={json.dumps(watch)}",
-        "--set-json",
-        f"publishNamespaces={json.dumps(publish)}",
-    ]
 
 
 def container(objs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -234,21 +198,6 @@ def test_crds_ship_with_the_chart(helm: Helm) -> None:
 # -------------------------------------------------------------------------------- against the cluster
 
 
-@pytest.fixture
-def extra_namespaces(cluster: ClusterClient) -> Iterator[Callable[[str], str]]:
-    created: list[str] = []
-
-    def make(prefix: str) -> str:
-        name = f"{prefix}-{uuid.uuid4().hex[:6]}"
-        cluster.kubectl("create", "namespace", name)
-        created.append(name)
-        return name
-
-    yield make
-    for name in created:
-        cluster.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False)
-
-
 def test_server_dry_run_clusterwide(helm: Helm, cluster: ClusterClient, namespace: str) -> None:
     """Everything the chart installs, CRD included, passes the apiserver's validation and admission."""
     text = render(helm, "--include-crds", "--set", "argocd.healthCheckConfigMap.enabled=true",
@@ -266,10 +215,10 @@ def test_documented_network_policy_is_accepted(cluster: ClusterClient, namespace
 
 
 def test_server_dry_run_namespaced(
-    helm: Helm, cluster: ClusterClient, namespace: str, extra_namespaces: Callable[[str], str]
+    helm: Helm, cluster: ClusterClient, namespace: str, namespaces: Callable[[str], str]
 ) -> None:
-    watch = [extra_namespaces("watch"), extra_namespaces("watch")]
-    publish = [extra_namespaces("publish")]
+    watch = [namespaces("watch"), namespaces("watch")]
+    publish = [namespaces("publish")]
     text = render(
         helm, *namespaced_values(watch, publish), release=f"dry-{uuid.uuid4().hex[:6]}", namespace=namespace
     )
@@ -349,12 +298,12 @@ CLUSTER_DENIED = [
 
 
 def test_rbac_clusterwide_as_the_service_account(
-    helm: Helm, cluster: ClusterClient, namespace: str, extra_namespaces: Callable[[str], str]
+    helm: Helm, cluster: ClusterClient, namespace: str, namespaces: Callable[[str], str]
 ) -> None:
     release = f"rbac-{uuid.uuid4().hex[:6]}"
     text = _apply_rbac(helm, cluster, release, namespace)
     sa = f"system:serviceaccount:{namespace}:{release}-rerank-operator"
-    elsewhere = extra_namespaces("apps")
+    elsewhere = namespaces("apps")
     try:
         cluster.wait_for(
             lambda: _can_i(cluster, sa, "get", "secrets", "-n", elsewhere),
@@ -376,12 +325,12 @@ def test_rbac_clusterwide_as_the_service_account(
 
 
 def test_rbac_namespaced_as_the_service_account(
-    helm: Helm, cluster: ClusterClient, namespace: str, extra_namespaces: Callable[[str], str]
+    helm: Helm, cluster: ClusterClient, namespace: str, namespaces: Callable[[str], str]
 ) -> None:
     release = f"rbac-{uuid.uuid4().hex[:6]}"
-    watched = extra_namespaces("watch")
-    publish = extra_namespaces("publish")
-    unrelated = extra_namespaces("other")
+    watched = namespaces("watch")
+    publish = namespaces("publish")
+    unrelated = namespaces("other")
     text = _apply_rbac(helm, cluster, release, namespace, *namespaced_values([watched], [publish]))
     sa = f"system:serviceaccount:{namespace}:{release}-rerank-operator"
     try:

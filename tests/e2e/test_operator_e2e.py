@@ -60,7 +60,7 @@ def operator(
     cluster: ClusterClient, standin: StandinServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
     for ns in NS.values():
-        cluster.kubectl("create", "namespace", ns)
+        cluster.create_namespace(ns)
     target = f"127.0.0.1:{standin.port}"
     overrides = {service_host(name, ns): target for name, ns in PIPELINES}
     op = OperatorProcess(cluster, tmp_path_factory.mktemp("operator-logs"), overrides)
@@ -71,8 +71,7 @@ def operator(
         for ns in NS.values():
             cluster.kubectl("delete", "rrp", "--all", "-n", ns, "--wait=false", check=False)
         op.stop()
-        for ns in NS.values():
-            cluster.kubectl("delete", "namespace", ns, "--wait=false", "--ignore-not-found", check=False)
+        cluster.delete_namespaces(*NS.values())
 
 
 def rrp(cluster: ClusterClient, name: str, ns: str) -> dict[str, Any] | None:

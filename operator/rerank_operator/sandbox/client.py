@@ -132,6 +132,27 @@ class ClusterClient:
             )
         return names
 
+    def wait_for_service_account(
+        self, namespace: str, name: str = "default", *, timeout: float = 60.0
+    ) -> None:
+        """Until the controller-manager has made it: pods are not admitted into a namespace before."""
+        self.wait_for(
+            lambda: self.kubectl("get", "serviceaccount", name, "-n", namespace, check=False).returncode == 0,
+            timeout=timeout,
+            what=f"ServiceAccount {namespace}/{name}",
+        )
+
+    def create_namespace(self, name: str) -> str:
+        """Create ``name`` and wait for its default ServiceAccount; returns the name."""
+        self.kubectl("create", "namespace", name)
+        self.wait_for_service_account(name)
+        return name
+
+    def delete_namespaces(self, *names: str) -> None:
+        """Start deleting, without waiting for finalization; missing ones are fine."""
+        if names:
+            self.kubectl("delete", "namespace", *names, "--wait=false", "--ignore-not-found", check=False)
+
     def wait_for(self, check: Callable[[], T | None], *, timeout: float, what: str) -> T:
         """Poll until `check` returns something truthy (see procs.wait_until)."""
         return wait_until(check, timeout=timeout, what=what)

@@ -379,13 +379,7 @@ class Sandbox(ClusterClient):
             url = f"{scheme}://{HOST}:{self.ports[name]}/healthz"
             check = functools.partial(_http_ok, url, context=insecure if scheme == "https" else None)
             self.wait_for(check, timeout=self.timeout, what=f"{name} {url}")
-        self.wait_for(
-            lambda: (
-                self.kubectl("get", "serviceaccount", "default", "-n", "default", check=False).returncode == 0
-            ),
-            timeout=self.timeout,
-            what="ServiceAccount default/default (controller-manager)",
-        )
+        self.wait_for_service_account("default", timeout=self.timeout)  # the controller-manager works
 
     def _register_nodes(self) -> None:
         if not self.nodes:
