@@ -35,12 +35,10 @@ def observation(generation: int = 1, **changes: Any) -> Observation:
     """A verified pipeline at ``generation``; ``changes`` replace fields."""
     verified = Observation(
         generation=generation,
-        desired_replicas=1,
         workload=ROLLED,
         endpoint=ENDPOINT,
         served_model=MODEL,
         healthy=True,
-        probed=True,
         last_probe={"ok": True, "reason": "Healthy", "message": "ok", "latencyMs": 12.0, "time": NOW},
         latency={"p50Ms": 12.0, "p95Ms": 12.0, "samples": 1},
         successes=1,

@@ -18,12 +18,10 @@ EXPECTED_NOT_READY = frozenset({AWAITING_FIRST_PROBE, ROLLING_OUT, SCALED_TO_ZER
 @dataclass(frozen=True)
 class Observation:
     generation: int
-    desired_replicas: int
     workload: WorkloadState
     endpoint: str
     served_model: str
     healthy: bool  # the desired endpoint passes its canary (with hysteresis)
-    probed: bool
     last_probe: dict[str, Any] | None
     latency: dict[str, Any] | None
     successes: int
@@ -37,6 +35,14 @@ class Observation:
     apply_errors: list[str] = field(default_factory=list)
     publish_errors: list[str] = field(default_factory=list)
     published_time: str | None = None
+
+    @property
+    def desired_replicas(self) -> int:
+        return self.workload.desired
+
+    @property
+    def probed(self) -> bool:
+        return self.last_probe is not None
 
     @property
     def verified(self) -> bool:

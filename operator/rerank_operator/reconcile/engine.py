@@ -205,13 +205,11 @@ class Reconciler:
 
         obs = Observation(
             generation=generation,
-            desired_replicas=spec.replicas,
             workload=workload,
             endpoint=desired.endpoint,
             served_model=spec.model.effective_served_name,
             healthy=tracker.healthy,
             published_healthy=published_health.healthy,
-            probed=state.last_probe is not None,
             last_probe=state.last_probe,
             latency=tracker.percentiles(),
             successes=tracker.successes,

@@ -190,10 +190,10 @@ def written(obs: Observation, *, generation: int | None = None) -> dict[str, Any
     [
         (VERIFIED, "Healthy"),
         (
-            observation(2, published=None, published_ready=False, probed=False, last_probe=None),
+            observation(2, published=None, published_ready=False, last_probe=None),
             "Progressing",
         ),
-        (observation(2, workload=WorkloadState(2, 1, 2, False), desired_replicas=2), "Progressing"),
+        (observation(2, workload=WorkloadState(2, 1, 2, False)), "Progressing"),
         (observation(2, apply_errors=["Deployment x rejected: bad"]), "Degraded"),
         (
             observation(2, workload=WorkloadState(1, 0, 1, False, failure_message="pod x: CrashLoopBackOff")),
@@ -207,8 +207,8 @@ def written(obs: Observation, *, generation: int | None = None) -> dict[str, Any
             ),
             "Degraded",  # the published (last good) reranker fails its canary now
         ),
-        (observation(2, desired_replicas=0, published_ready=False), "Suspended"),
-        (observation(2, workload=WorkloadState(2, 1, 2, True), desired_replicas=2), "Degraded"),
+        (observation(2, workload=WorkloadState(0, 0, 0, True), published_ready=False), "Suspended"),
+        (observation(2, workload=WorkloadState(2, 1, 2, True)), "Degraded"),
         (
             observation(
                 3, published=snapshot(2), workload=WorkloadState(1, 0, 1, True, stuck_message="timed out")

@@ -88,7 +88,7 @@ def obj_with(status: dict[str, Any], generation: int) -> dict[str, Any]:
     return _obj(generation, status)
 
 
-FIRST_PASS = observation(published=None, published_ready=False, probed=False, last_probe=None, healthy=False)
+FIRST_PASS = observation(published=None, published_ready=False, last_probe=None, healthy=False)
 
 
 def test_first_pass_is_in_progress() -> None:
@@ -96,9 +96,7 @@ def test_first_pass_is_in_progress() -> None:
 
 
 def test_rolling_out_is_in_progress() -> None:
-    rolling = observation(
-        desired_replicas=2, workload=WorkloadState(desired=2, ready=1, updated=2, pods_current=False)
-    )
+    rolling = observation(workload=WorkloadState(desired=2, ready=1, updated=2, pods_current=False))
     status = valid_status(rolling)
     assert _condition({"status": status}, "Ready")["reason"] == "RollingOut"  # type: ignore[index]
     assert kstatus(obj_with(status, 1)) == "InProgress"
@@ -128,9 +126,9 @@ def test_verified_after_a_rollout_is_current() -> None:
 
 def test_replica_lost_after_verification_is_current_while_serving() -> None:
     """kstatus has no Degraded: a pipeline still serving on fewer pods is Current (Argo CD shows Degraded)."""
-    short = observation(desired_replicas=2, workload=WorkloadState(2, 1, 2, True))
+    short = observation(workload=WorkloadState(2, 1, 2, True))
     assert kstatus(obj_with(valid_status(short), 1)) == "Current"
-    gone = observation(desired_replicas=2, workload=WorkloadState(2, 0, 2, True))
+    gone = observation(workload=WorkloadState(2, 0, 2, True))
     assert kstatus(obj_with(valid_status(gone), 1)) == "InProgress"
 
 

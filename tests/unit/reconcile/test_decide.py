@@ -43,7 +43,7 @@ def test_new_generation_not_yet_verified() -> None:
 @pytest.mark.parametrize(
     ("changes", "reason"),
     [
-        ({"desired_replicas": 0}, "ScaledToZero"),
+        ({"workload": WorkloadState(0, 0, 0, True)}, "ScaledToZero"),
         ({"apply_errors": ["Deployment x rejected: bad"]}, "ApplyRejected"),
         (
             {
@@ -62,7 +62,7 @@ def test_new_generation_not_yet_verified() -> None:
             },
             "WrongTopDocument",
         ),
-        ({"published": None, "probed": False, "last_probe": None}, "AwaitingFirstProbe"),
+        ({"published": None, "last_probe": None}, "AwaitingFirstProbe"),
     ],
 )
 def test_not_ready_reasons(changes: dict[str, Any], reason: str) -> None:
@@ -97,7 +97,7 @@ SHORT = WorkloadState(desired=2, ready=1, updated=2, pods_current=True)
 
 
 def test_replica_lost_after_verification_stays_ready_and_is_degraded() -> None:
-    o = obs(desired_replicas=2, workload=SHORT)
+    o = obs(workload=SHORT)
     assert o.replicas_lost and o.serving and not o.verified
     c = by_type(desired_conditions(o))
     assert c["Ready"].status == "True" and "1/2 pods ready" in c["Ready"].message
@@ -107,24 +107,24 @@ def test_replica_lost_after_verification_stays_ready_and_is_degraded() -> None:
 
 def test_replica_lost_degraded_message_says_why_the_replacement_waits() -> None:
     pending = replace(SHORT, pending_message="pod p-2 Unschedulable: 0/3 nodes: Insufficient nvidia.com/gpu")
-    c = by_type(desired_conditions(obs(desired_replicas=2, workload=pending)))
+    c = by_type(desired_conditions(obs(workload=pending)))
     assert c["Ready"].status == "True"
     assert "Insufficient nvidia.com/gpu" in c["Degraded"].message
 
 
 def test_all_replicas_lost_is_not_ready_and_not_called_a_rollout() -> None:
     gone = replace(SHORT, ready=0)
-    c = by_type(desired_conditions(obs(desired_replicas=2, workload=gone)))
+    c = by_type(desired_conditions(obs(workload=gone)))
     assert c["Ready"].status == "False" and c["Ready"].reason == "ReplicasUnavailable"
     assert c["Degraded"].status == "True" and c["Degraded"].reason == "ReplicasUnavailable"
     # once the canary has failed often enough, that is the headline; lost replicas stay in the message
-    c = by_type(desired_conditions(obs(desired_replicas=2, workload=gone, healthy=False)))
+    c = by_type(desired_conditions(obs(workload=gone, healthy=False)))
     assert c["Degraded"].reason == "CanaryFailing" and "0/2 pods ready" in c["Degraded"].message
 
 
 def test_fewer_ready_pods_of_an_unverified_generation_is_a_rollout() -> None:
     # generation 3 never passed its canary: pods still loading the model are progress, not loss
-    c = by_type(desired_conditions(obs(generation=3, desired_replicas=2, workload=SHORT)))
+    c = by_type(desired_conditions(obs(generation=3, workload=SHORT)))
     assert c["Ready"].status == "False" and c["Ready"].reason == "RollingOut"
     assert c["Degraded"].status == "False"
 
@@ -162,14 +162,14 @@ def test_stalled_rollout_names_the_schedulers_reason() -> None:
 def test_deadline_is_moot_once_rolled_out_or_scaled_to_zero() -> None:
     done = replace(STUCK, ready=1)  # the controller clears the condition soon; the pods decide
     assert by_type(desired_conditions(obs(workload=done)))["Stalled"].status == "False"
-    assert by_type(desired_conditions(obs(desired_replicas=0, workload=STUCK)))["Stalled"].status == "False"
+    assert by_type(desired_conditions(obs(workload=replace(STUCK, desired=0))))["Stalled"].status == "False"
 
 
 def test_serving_pipeline_is_never_stalled_by_a_deadline() -> None:
     # Replace strategy, 2 replicas, a template change within the same generation: one new pod serves,
     # the other never got ready and the Deployment controller gave up
     short_and_stuck = replace(SHORT, stuck_message='ReplicaSet "x" has timed out progressing.')
-    c = by_type(desired_conditions(obs(desired_replicas=2, workload=short_and_stuck)))
+    c = by_type(desired_conditions(obs(workload=short_and_stuck)))
     assert c["Ready"].status == "True"
     assert c["Stalled"].status == "False"
     assert c["Degraded"].reason == "ReplicasUnavailable" and "timed out progressing" in c["Degraded"].message
@@ -177,9 +177,7 @@ def test_serving_pipeline_is_never_stalled_by_a_deadline() -> None:
 
 def test_failing_canary_on_the_pods_left_is_the_headline() -> None:
     failing = {"ok": False, "reason": "WrongTopDocument", "message": "doc 2 first"}
-    c = by_type(
-        desired_conditions(obs(desired_replicas=2, workload=SHORT, healthy=False, last_probe=failing))
-    )
+    c = by_type(desired_conditions(obs(workload=SHORT, healthy=False, last_probe=failing)))
     assert c["Ready"].status == "False" and c["Ready"].reason == "WrongTopDocument"
     assert c["Degraded"].reason == "CanaryFailing" and "1/2 pods ready" in c["Degraded"].message
 
@@ -195,7 +193,7 @@ def test_while_the_endpoint_changes_degraded_follows_the_published_one() -> None
 
 
 def test_not_probed_yet() -> None:
-    c = by_type(desired_conditions(obs(last_probe=None, probed=False, published=None, healthy=False)))
+    c = by_type(desired_conditions(obs(last_probe=None, published=None, healthy=False)))
     assert c["Probed"].status == "Unknown"
     assert c["Published"].status == "False"
 
