@@ -27,8 +27,8 @@ sandbox: install
 	$(BIN)/rerank-operator sandbox
 
 crd: install
-	$(BIN)/rerank-operator crd > crds/rerankpipelines.rerank.dev.yaml
-	cp crds/rerankpipelines.rerank.dev.yaml helm/rerank-operator/crds/
+	$(BIN)/rerank-operator crd --output-dir crds
+	$(BIN)/rerank-operator crd --output-dir helm/rerank-operator/crds
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -43,6 +43,7 @@ from rerank_operator.standin import StandinServer
 
 # kmock resource keys ("group/version/plural"; the core group is written "v1/<plural>")
 PIPELINES = f"{GROUP}/{VERSION}/{PLURAL}"
+GRANTS = f"{GROUP}/{VERSION}/rerankpublishgrants"
 DEPLOYMENTS = "apps/v1/deployments"
 SERVICES = "v1/services"
 CONFIGMAPS = "v1/configmaps"
@@ -63,6 +64,7 @@ PIPELINE_NAMES = ("rr", "other", "bad", "bad-model", "gpu", "secured")
 
 _API_PREFIX = {
     PIPELINES: f"/apis/{GROUP}/{VERSION}",
+    GRANTS: f"/apis/{GROUP}/{VERSION}",
     DEPLOYMENTS: "/apis/apps/v1",
     SERVICES: "/api/v1",
     CONFIGMAPS: "/api/v1",
@@ -296,7 +298,7 @@ def selector_matches(selector: str, obj: dict[str, Any]) -> bool:
 
 
 def configure_emulator(emulator: kmock.KubernetesEmulator) -> None:
-    """Builtin resources (discovery) plus the RerankPipeline CRD with a status subresource."""
+    """Builtin resources (discovery) plus our CRDs: RerankPipeline (status subresource), RerankPublishGrant."""
     with warnings.catch_warnings():  # kmock 0.8 reads its bundle with a deprecated importlib API
         warnings.simplefilter("ignore", DeprecationWarning)
         emulator.resources.load_bundled()
@@ -307,6 +309,13 @@ def configure_emulator(emulator: kmock.KubernetesEmulator) -> None:
         shortnames={"rrp"},
         verbs={"get", "list", "watch", "create", "update", "patch", "delete"},
         subresources={"status"},
+    )
+    emulator.resources[GRANTS] = kmock.ResourceInfo(
+        kind="RerankPublishGrant",
+        singular="rerankpublishgrant",
+        namespaced=True,
+        shortnames={"rpg"},
+        verbs={"get", "list", "watch", "create", "update", "patch", "delete"},
     )
 
 
@@ -549,6 +558,16 @@ class Harness:
         created = await self.create(PIPELINES, body)
         self.uids[name] = created["metadata"]["uid"]
         return dict(created)
+
+    async def grant(self, namespace: str, source: str, name: str = "from-source", **extra: Any) -> Any:
+        """A RerankPublishGrant in ``namespace`` accepting copies from pipelines in ``source``."""
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "RerankPublishGrant",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"from": [{"namespace": source, **extra}]},
+        }
+        return await self.create(GRANTS, body, namespace=namespace)
 
     async def update_spec(self, name: str, spec_patch: dict[str, Any]) -> int:
         """Merge-patch the spec; returns the new metadata.generation (the emulator bumps it)."""

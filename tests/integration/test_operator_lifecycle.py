@@ -257,6 +257,8 @@ async def test_delete_withdraws_cross_namespace_copies_and_releases_the_finalize
     start_operator: Any,
 ) -> None:
     h = await start_operator()
+    for ns in ("apps", "search"):
+        await h.grant(ns, "ml")
     await h.create_pipeline("rr", pipeline_spec(publish={"namespaces": ["apps", "search"]}))
     for ns in ("ml", "apps", "search"):
         await eventually(lambda n=ns: h.get(CONFIGMAPS, "rr-ranker", n), within=10, message=f"copy in {ns}")
@@ -264,6 +266,7 @@ async def test_delete_withdraws_cross_namespace_copies_and_releases_the_finalize
         meta = h.must(CONFIGMAPS, "rr-ranker", ns)["metadata"]
         assert "ownerReferences" not in meta  # cannot point across namespaces: GC would never reach them
         assert meta["labels"]["rerank.dev/pipeline-namespace"] == "ml"
+        assert meta["annotations"]["rerank.dev/owner-uid"] == h.uids["rr"]  # what proves it is ours
     # an unrelated ConfigMap of the same name elsewhere is not ours and must survive
     await h.create(CONFIGMAPS, {"metadata": {"name": "rr-ranker"}, "data": {"x": "y"}}, namespace="unrelated")
 

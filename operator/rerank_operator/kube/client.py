@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 APPLY = "application/apply-patch+yaml"
 MERGE = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
 JSON = "application/json"
 
 
@@ -117,20 +118,10 @@ class KubeApi:
         items: list[dict[str, Any]] = result.get("items", [])
         return items
 
-    async def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
-        """Server-side apply; creates the object if missing.
-
-        API emulators without server-side apply answer 404 for a missing object (a real apiserver
-        creates it), so a 404 falls back to a plain create; the manifest is the same either way.
-        """
+    async def create(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Create only: a 409 AlreadyExists when the object is there, so creating can never be the way an
+        existing object (someone else's) is taken over. Recorded under our field manager."""
         meta = manifest["metadata"]
-        path = object_path(manifest["kind"], meta["namespace"], meta["name"])
-        query = [("fieldManager", FIELD_MANAGER), ("force", "true")]
-        try:
-            return await self.request("PATCH", path, body=manifest, query=query, content_type=APPLY)
-        except ApiError as exc:
-            if exc.status != 404:
-                raise
         return await self.request(
             "POST",
             resource_path(manifest["kind"], meta["namespace"]),
@@ -138,12 +129,50 @@ class KubeApi:
             query=[("fieldManager", FIELD_MANAGER)],
         )
 
-    async def delete(self, kind: str, namespace: str, name: str) -> bool:
-        """Delete; ``False`` when already gone (idempotent)."""
+    async def apply(self, manifest: dict[str, Any], live: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Forced server-side apply of an object that is already ours (the caller has checked).
+
+        ``live``, when given, is the object as last seen: if it still carries the ``Update`` entry that
+        ``create`` left in its managedFields, that entry is first folded into our ``Apply`` entry, so that a
+        field the operator stops setting is removed instead of kept by a second entry of our own name.
+
+        API emulators without server-side apply answer 404 for a missing object (a real apiserver
+        creates it), so a 404 falls back to ``create``; the manifest is the same either way.
+        """
+        meta = manifest["metadata"]
+        path = object_path(manifest["kind"], meta["namespace"], meta["name"])
+        if live is not None:
+            await self._fold_update_entry(path, live)
+        query = [("fieldManager", FIELD_MANAGER), ("force", "true")]
         try:
-            await self.request(
-                "DELETE", object_path(kind, namespace, name), body={"propagationPolicy": "Background"}
-            )
+            return await self.request("PATCH", path, body=manifest, query=query, content_type=APPLY)
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+        return await self.create(manifest)
+
+    async def _fold_update_entry(self, path: str, live: dict[str, Any]) -> None:
+        """Turn our create-time ``Update`` managedFields entry into (part of) our ``Apply`` entry, as
+        ``kubectl``'s client-side-to-server-side upgrade does; guarded by the resourceVersion seen."""
+        meta = live.get("metadata") or {}
+        entries = meta.get("managedFields") or []
+        folded = fold_managed_fields(entries)
+        if folded is None:
+            return
+        patch = [
+            {"op": "test", "path": "/metadata/resourceVersion", "value": meta.get("resourceVersion")},
+            {"op": "replace", "path": "/metadata/managedFields", "value": folded},
+        ]
+        await self.request("PATCH", path, body=patch, content_type=JSON_PATCH)
+
+    async def delete(self, kind: str, namespace: str, name: str, *, uid: str | None = None) -> bool:
+        """Delete; ``False`` when already gone (idempotent). With ``uid``, only that very object: one
+        deleted and recreated by someone else since it was checked is left alone (409)."""
+        body: dict[str, Any] = {"propagationPolicy": "Background"}
+        if uid is not None:
+            body["preconditions"] = {"uid": uid}
+        try:
+            await self.request("DELETE", object_path(kind, namespace, name), body=body)
         except ApiError as exc:
             if exc.status == 404:
                 return False
@@ -169,3 +198,36 @@ class KubeApi:
             return None
         raw = (secret.get("data") or {}).get(key)  # stringData is write-only: reads only have data
         return None if raw is None else base64.b64decode(raw).decode("utf-8").strip()
+
+
+def fold_managed_fields(entries: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+    """managedFields with our ``Update`` entries (from ``create``) merged into our ``Apply`` entry of the
+    same apiVersion; ``None`` when there is nothing to fold. Entries of other managers and of
+    subresources (status) are kept as they are."""
+
+    def ours(entry: dict[str, Any], operation: str) -> bool:
+        return (
+            entry.get("manager") == FIELD_MANAGER
+            and entry.get("operation") == operation
+            and not entry.get("subresource")
+        )
+
+    updates = [e for e in entries if ours(e, "Update")]
+    if not updates:
+        return None
+    applies = [e for e in entries if ours(e, "Apply")]
+    target = dict(applies[0]) if applies else {**updates[0], "operation": "Apply"}
+    fields: dict[str, Any] = {}
+    for entry in [*applies[:1], *updates]:
+        fields = _merge_fields(fields, entry.get("fieldsV1") or {})
+    target["fieldsV1"] = fields
+    rest = [e for e in entries if not (ours(e, "Update") or ours(e, "Apply"))]
+    return [target, *rest]
+
+
+def _merge_fields(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """Union of two FieldsV1 trees (nested objects whose keys are field paths)."""
+    out = dict(a)
+    for key, value in b.items():
+        out[key] = _merge_fields(out[key], value) if isinstance(out.get(key), dict) else value
+    return out

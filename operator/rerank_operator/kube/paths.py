@@ -15,6 +15,7 @@ _RESOURCES: dict[str, tuple[str, str]] = {
     "Pod": ("/api/v1", "pods"),
     "Event": ("/api/v1", "events"),
     "RerankPipeline": (f"/apis/{GROUP}/{VERSION}", PLURAL),
+    "RerankPublishGrant": (f"/apis/{GROUP}/{VERSION}", "rerankpublishgrants"),
 }
 
 

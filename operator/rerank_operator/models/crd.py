@@ -13,6 +13,13 @@ from typing import Any
 
 from rerank_operator import GROUP, KIND, PLURAL, SHORT_NAMES, SINGULAR, VERSION
 from rerank_operator.models.base import cel
+from rerank_operator.models.grant import (
+    GRANT_KIND,
+    GRANT_PLURAL,
+    GRANT_SHORT_NAMES,
+    GRANT_SINGULAR,
+    RerankPublishGrantSpec,
+)
 from rerank_operator.models.pipeline import DNS1035_LABEL, MAX_NAME_LENGTH
 from rerank_operator.models.spec import RerankPipelineSpec
 from rerank_operator.models.status import RerankPipelineStatus
@@ -181,12 +188,19 @@ def openapi_schema() -> dict[str, Any]:
     }
 
 
-def crd_manifest() -> dict[str, Any]:
+def _crd(
+    *,
+    kind: str,
+    plural: str,
+    singular: str,
+    short_names: list[str],
+    version: dict[str, Any],
+) -> dict[str, Any]:
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
         "metadata": {
-            "name": f"{PLURAL}.{GROUP}",
+            "name": f"{plural}.{GROUP}",
             "labels": {
                 "app.kubernetes.io/name": "rerank-operator",
                 "app.kubernetes.io/part-of": "rerank-operator",
@@ -195,27 +209,83 @@ def crd_manifest() -> dict[str, Any]:
         "spec": {
             "group": GROUP,
             "names": {
-                "kind": KIND,
-                "listKind": f"{KIND}List",
-                "plural": PLURAL,
-                "singular": SINGULAR,
-                "shortNames": list(SHORT_NAMES),
+                "kind": kind,
+                "listKind": f"{kind}List",
+                "plural": plural,
+                "singular": singular,
+                "shortNames": list(short_names),
                 "categories": ["rerank"],
             },
             "scope": "Namespaced",
-            "versions": [
-                {
-                    "name": VERSION,
-                    "served": True,
-                    "storage": True,
-                    "subresources": {"status": {}},
-                    "additionalPrinterColumns": PRINTER_COLUMNS,
-                    "schema": {"openAPIV3Schema": openapi_schema()},
-                }
-            ],
+            "versions": [{"name": VERSION, "served": True, "storage": True, **version}],
         },
     }
 
 
+def crd_manifest() -> dict[str, Any]:
+    return _crd(
+        kind=KIND,
+        plural=PLURAL,
+        singular=SINGULAR,
+        short_names=SHORT_NAMES,
+        version={
+            "subresources": {"status": {}},
+            "additionalPrinterColumns": PRINTER_COLUMNS,
+            "schema": {"openAPIV3Schema": openapi_schema()},
+        },
+    )
+
+
+def grant_openapi_schema() -> dict[str, Any]:
+    spec = to_structural(RerankPublishGrantSpec.model_json_schema(by_alias=True, mode="validation"))
+    return {
+        "description": "Consent of this namespace to receive ranker ConfigMaps published by RerankPipelines "
+        "of other namespaces. Without one, the operator writes nothing here; deleting it withdraws the copies.",
+        "type": "object",
+        "required": ["spec"],
+        "properties": {
+            "apiVersion": {"type": "string", "description": "APIVersion of this object."},
+            "kind": {"type": "string", "description": "Kind of this object."},
+            "metadata": {"type": "object"},
+            "spec": spec,
+        },
+    }
+
+
+def grant_crd_manifest() -> dict[str, Any]:
+    return _crd(
+        kind=GRANT_KIND,
+        plural=GRANT_PLURAL,
+        singular=GRANT_SINGULAR,
+        short_names=GRANT_SHORT_NAMES,
+        version={
+            "additionalPrinterColumns": [
+                {
+                    "name": "From",
+                    "type": "string",
+                    "jsonPath": ".spec.from[*].namespace",
+                    "description": "Namespaces whose pipelines may publish here.",
+                },
+                {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+            ],
+            "schema": {"openAPIV3Schema": grant_openapi_schema()},
+        },
+    )
+
+
 def crd_yaml() -> str:
+    """The RerankPipeline CRD file."""
     return HEADER + dump(crd_manifest())
+
+
+def grant_crd_yaml() -> str:
+    """The RerankPublishGrant CRD file; it starts a new YAML document so the files concatenate."""
+    return "---\n" + HEADER + dump(grant_crd_manifest())
+
+
+def crd_files() -> dict[str, str]:
+    """File name -> content of ``crds/``, in the order ``rerank-operator crd`` prints them."""
+    return {
+        f"{PLURAL}.{GROUP}.yaml": crd_yaml(),
+        f"{GRANT_PLURAL}.{GROUP}.yaml": grant_crd_yaml(),
+    }

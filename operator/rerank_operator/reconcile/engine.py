@@ -20,6 +20,7 @@ from rerank_operator import metrics
 from rerank_operator.events import post_event
 from rerank_operator.kube import ApiError, KubeApi, utcnow
 from rerank_operator.models import InvalidPipeline, RerankPipeline, RerankPipelineStatus
+from rerank_operator.models.grant import consent_hint, consenting_grant
 from rerank_operator.probe import DEFAULT_CANARY, Canary, HostResolver, ProbeTarget, probe_reranker
 from rerank_operator.publish import (
     AWAITING_FIRST_PROBE,
@@ -36,10 +37,11 @@ from rerank_operator.reconcile.decide import (
     invalid_status,
     valid_status,
 )
+from rerank_operator.reconcile.ownership import Claim, claim
 from rerank_operator.reconcile.tracker import ProbeTracker
 from rerank_operator.reconcile.workload import WorkloadState, observe_workload
 from rerank_operator.render import child_names, render_workload, selector_labels
-from rerank_operator.render.naming import PIPELINE_LABEL, PIPELINE_NAMESPACE_LABEL, published_name
+from rerank_operator.render.naming import published_name
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +166,7 @@ class Reconciler:
 
         desired = initial_config(pipeline, self.config.cluster_domain)  # what this spec would publish
         state.probe_interval_seconds = spec.probe.interval_seconds
-        apply_errors, applied = await self._apply_all(render_workload(pipeline))
+        apply_errors, applied = await self._apply_all(pipeline, render_workload(pipeline))
 
         # the apply answer is the live object, status included; read it only if the apply was rejected
         deployment = applied.get(("Deployment", names.deployment)) or await self.kube.get(
@@ -201,7 +203,8 @@ class Reconciler:
         published_ready = published_health.healthy and spec.replicas > 0 and state.published is not None
         reason = self._not_ready_reason(spec.replicas, published_health, state)
         config = (state.published or desired).marked(ready=published_ready, reason=reason)
-        publish_errors = await self._publish(raw, pipeline, config, state)
+        child_errors, publish_errors = await self._publish(raw, pipeline, config, state)
+        apply_errors += child_errors
 
         obs = Observation(
             generation=generation,
@@ -228,9 +231,10 @@ class Reconciler:
         await self._write_status(raw, state, status)
 
     async def _apply_all(
-        self, manifests: list[dict[str, Any]]
+        self, pipeline: RerankPipeline, manifests: list[dict[str, Any]]
     ) -> tuple[list[str], dict[tuple[str, str], dict[str, Any]]]:
-        """Apply children; a rejected child is reported (Stalled), a transient error retried.
+        """Write the children; one that is rejected or not ours is reported (Stalled), a transient
+        error retried.
 
         Returns the problems and the live objects the apiserver answered with, by (kind, name).
         """
@@ -239,12 +243,53 @@ class Reconciler:
         for manifest in manifests:
             kind, name = manifest["kind"], manifest["metadata"]["name"]
             try:
-                applied[kind, name] = await self.kube.apply(manifest)
+                live = await self.kube.get(kind, pipeline.namespace, name)
+                written, problem = await self._write_child(pipeline, manifest, live)
             except ApiError as exc:
                 if exc.transient:
                     raise
                 errors.append(f"{kind} {name} rejected: {exc.message or exc.reason}")
+                continue
+            if problem is not None:
+                errors.append(problem)
+            elif written is not None:
+                applied[kind, name] = written
         return errors, applied
+
+    async def _write_child(
+        self, pipeline: RerankPipeline, manifest: dict[str, Any], live: dict[str, Any] | None
+    ) -> tuple[dict[str, Any] | None, str | None]:
+        """The one way the operator writes a child or a published copy: create what is missing (create
+        only), force-apply what is provably this pipeline's, and leave anything else untouched.
+
+        ``live`` is the object as last observed (``None``: not there). Returns the object the apiserver
+        answered with, or a problem naming the object and its holder.
+        """
+        kind, meta = manifest["kind"], manifest["metadata"]
+        if live is None:
+            try:
+                return await self.kube.create(manifest), None
+            except ApiError as exc:
+                if exc.status != 409:
+                    raise
+            # created by someone else since it was observed: judge what is there now
+            live = await self.kube.get(kind, meta["namespace"], meta["name"])
+            if live is None:
+                raise ApiError(409, "Conflict", f"{kind} {meta['name']} appeared and vanished; retrying")
+        verdict = self._claim(pipeline, live)
+        if not verdict.ours:
+            where = f"{kind} {meta['namespace']}/{meta['name']}"
+            return None, f"{where} exists and is not this pipeline's ({verdict.holder}); rename or remove it"
+        return await self.kube.apply(manifest, live), None
+
+    @staticmethod
+    def _claim(pipeline: RerankPipeline, live: Mapping[str, Any]) -> Claim:
+        return claim(
+            live,
+            uid=pipeline.metadata.uid or "",
+            pipeline_name=pipeline.name,
+            pipeline_namespace=pipeline.namespace,
+        )
 
     # ------------------------------------------------------------------------------ probing
     def _probe_due(self, state: PipelineState, pipeline: RerankPipeline, workload: WorkloadState) -> bool:
@@ -356,17 +401,37 @@ class Reconciler:
     # ------------------------------------------------------------------------------ publishing
     async def _publish(
         self, raw: dict[str, Any], pipeline: RerankPipeline, config: PublishedConfig, state: PipelineState
-    ) -> list[str]:
-        errors: list[str] = []
+    ) -> tuple[list[str], list[str]]:
+        """Write the published ConfigMap into its namespaces. Returns (child problems, copy problems):
+        the pipeline's own copy is a child (``ApplyRejected``); a copy elsewhere that cannot be written
+        only degrades (``PublishFailed``), and is written only with that namespace's consent."""
+        child_errors: list[str] = []
+        copy_errors: list[str] = []
         targets = publish_namespaces(pipeline)
         previous_ready = ((state.status or {}).get("published") or {}).get("ready")
+        name = child_names(pipeline).published
         for ns in targets:
+            errors = child_errors if ns == pipeline.namespace else copy_errors
             try:
-                await self.kube.apply(render_published_configmap(pipeline, config, ns))
+                live = await self.kube.get("ConfigMap", ns, name)
+                if ns != pipeline.namespace:
+                    refusal = await self._consent(pipeline, ns)
+                    if refusal is not None:
+                        errors.append(refusal)
+                        if live is not None:  # consent revoked (a deliberate act): withdraw the copy
+                            await self._withdraw(
+                                pipeline.metadata.uid or "", pipeline.name, pipeline.namespace, live
+                            )
+                        continue
+                _, problem = await self._write_child(
+                    pipeline, render_published_configmap(pipeline, config, ns), live
+                )
             except ApiError as exc:
                 if exc.transient:
                     raise
-                errors.append(f"cannot publish to namespace {ns}: {exc.message or exc.reason}")
+                problem = f"cannot publish to namespace {ns}: {exc.message or exc.reason}"
+            if problem is not None:
+                errors.append(problem)
         await self._remove_stale(state, pipeline, targets)
         if (
             previous_ready is not None
@@ -375,7 +440,23 @@ class Reconciler:
         ):
             event = "marked_ready" if config.ready else "marked_not_ready"
             metrics.PUBLISH_EVENTS.labels(pipeline.namespace, pipeline.name, event).inc()
-        return errors
+        return child_errors, copy_errors
+
+    async def _consent(self, pipeline: RerankPipeline, namespace: str) -> str | None:
+        """``None`` when ``namespace`` accepts copies from this pipeline (a RerankPublishGrant there
+        says so), else why not, in words that tell the pipeline's owner whom to ask."""
+        try:
+            grants = await self.kube.list("RerankPublishGrant", namespace)
+        except ApiError as exc:
+            if exc.transient:
+                raise
+            what = "not installed" if exc.status == 404 else f"not readable: {exc.message or exc.reason}"
+            return f"not publishing to namespace {namespace}: its RerankPublishGrants are {what}"
+        if consenting_grant(grants, pipeline.namespace, pipeline.name) is not None:
+            return None
+        return f"not publishing to namespace {namespace}: " + consent_hint(
+            namespace, pipeline.namespace, pipeline.name
+        )
 
     async def _remove_stale(self, state: PipelineState, pipeline: RerankPipeline, targets: list[str]) -> None:
         """Withdraw copies the spec no longer asks for (namespace dropped or ConfigMap renamed)."""
@@ -385,28 +466,41 @@ class Reconciler:
         current = child_names(pipeline).published
         for ns in old_namespaces:
             if old_name and (ns not in targets or old_name != current):
-                await self._delete_published(pipeline.name, pipeline.namespace, ns, old_name)
+                await self._withdraw_named(
+                    pipeline.metadata.uid or "", pipeline.name, pipeline.namespace, ns, old_name
+                )
 
-    async def _delete_published(self, pipeline_name: str, pipeline_ns: str, ns: str, name: str) -> None:
-        """Delete a published ConfigMap only if it is really ours (labels say so)."""
+    async def _withdraw_named(
+        self, uid: str, pipeline_name: str, pipeline_ns: str, ns: str, name: str
+    ) -> None:
         try:
-            existing = await self.kube.get("ConfigMap", ns, name)
+            live = await self.kube.get("ConfigMap", ns, name)
         except ApiError as exc:
             log.warning("cannot read ConfigMap %s/%s for cleanup: %s", ns, name, exc)
             return
-        labels = ((existing or {}).get("metadata") or {}).get("labels") or {}
-        if existing is None or labels.get(PIPELINE_LABEL) != pipeline_name:
+        if live is not None:
+            await self._withdraw(uid, pipeline_name, pipeline_ns, live)
+
+    async def _withdraw(self, uid: str, pipeline_name: str, pipeline_ns: str, live: dict[str, Any]) -> None:
+        """Delete a published ConfigMap only if it provably is this pipeline's, and only that very
+        object (UID precondition): never one that merely has our name or labels."""
+        meta = live.get("metadata") or {}
+        verdict = claim(live, uid=uid, pipeline_name=pipeline_name, pipeline_namespace=pipeline_ns)
+        if not uid or not verdict.ours:
             return
-        if ns != pipeline_ns and labels.get(PIPELINE_NAMESPACE_LABEL) not in (None, pipeline_ns):
+        try:
+            await self.kube.delete("ConfigMap", meta["namespace"], meta["name"], uid=meta.get("uid"))
+        except ApiError as exc:
+            if exc.status != 409:  # 409: replaced by someone else since it was read; not ours to delete
+                raise
             return
-        await self.kube.delete("ConfigMap", ns, name)
         metrics.PUBLISH_EVENTS.labels(pipeline_ns, pipeline_name, "withdrawn").inc()
 
     async def cleanup(self, body: Mapping[str, Any]) -> None:
         """On deletion: remove what ownerReferences cannot reach (copies in other namespaces)."""
         raw: dict[str, Any] = plain(body)
         meta = raw.get("metadata") or {}
-        name, ns = meta.get("name", ""), meta.get("namespace", "default")
+        name, ns, uid = meta.get("name", ""), meta.get("namespace", "default"), meta.get("uid", "")
         spec_publish = ((raw.get("spec") or {}).get("publish")) or {}
         status_published = ((raw.get("status") or {}).get("published")) or {}
         cm_names = {published_name(name, spec_publish.get("configMapName"))}
@@ -416,7 +510,7 @@ class Reconciler:
         namespaces.discard(ns)
         for other in sorted(namespaces):
             for cm in sorted(cm_names):
-                await self._delete_published(name, ns, other, cm)
+                await self._withdraw_named(uid, name, ns, other, cm)
         metrics.forget_pipeline(ns, name)
 
     # ------------------------------------------------------------------------------ status

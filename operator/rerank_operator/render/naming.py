@@ -5,13 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from rerank_operator import API_VERSION, KIND
+from rerank_operator import API_VERSION, GROUP, KIND
 from rerank_operator.models import RerankPipeline
 
 APP_NAME = "rerank-operator"
 MANAGED_BY = "rerank-operator"
 PIPELINE_LABEL = "rerank.dev/pipeline"
 PIPELINE_NAMESPACE_LABEL = "rerank.dev/pipeline-namespace"
+# On copies in other namespaces (no ownerReference can point there): the UID is the proof of
+# ownership (see reconcile.ownership), the namespace/name is for people.
+OWNER_UID_ANNOTATION = f"{GROUP}/owner-uid"
+OWNER_ANNOTATION = f"{GROUP}/owner"
 
 
 @dataclass(frozen=True)
@@ -84,7 +88,8 @@ def owner_reference(pipeline: RerankPipeline) -> dict[str, Any] | None:
 def object_meta(
     pipeline: RerankPipeline, name: str, component: str, *, namespace: str | None = None
 ) -> dict[str, Any]:
-    """Metadata of a child; children in other namespaces cannot carry an ownerReference."""
+    """Metadata of a child; children in other namespaces cannot carry an ownerReference, so they
+    carry the pipeline's UID in an annotation instead."""
     ns = namespace or pipeline.namespace
     meta: dict[str, Any] = {"name": name, "namespace": ns, "labels": labels(pipeline, component)}
     owner = owner_reference(pipeline)
@@ -92,4 +97,7 @@ def object_meta(
         meta["ownerReferences"] = [owner]
     if ns != pipeline.namespace:
         meta["labels"][PIPELINE_NAMESPACE_LABEL] = pipeline.namespace
+        meta["annotations"] = {OWNER_ANNOTATION: f"{pipeline.namespace}/{pipeline.name}"}
+        if pipeline.metadata.uid:
+            meta["annotations"][OWNER_UID_ANNOTATION] = pipeline.metadata.uid
     return meta

@@ -14,7 +14,7 @@ import yaml
 
 from rerank_operator.cli import main
 from rerank_operator.models import RerankPipeline
-from rerank_operator.models.crd import crd_yaml
+from rerank_operator.models.crd import crd_files
 from rerank_operator.models.quirks import quirk_for
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -257,21 +257,24 @@ def test_filename_is_required(capsys: pytest.CaptureFixture[str]) -> None:
 def test_crd_command_output(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "crd")
     assert code == 0
-    assert out == crd_yaml()
-    assert yaml.safe_load(out)["kind"] == "CustomResourceDefinition"
+    assert out == "".join(crd_files().values())
+    docs = list(yaml.safe_load_all(out))
+    assert [d["kind"] for d in docs] == ["CustomResourceDefinition"] * 2
+    assert [d["spec"]["names"]["kind"] for d in docs] == ["RerankPipeline", "RerankPublishGrant"]
+
+
+def test_crd_command_writes_the_files(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, out, _ = run(capsys, "crd", "--output-dir", str(tmp_path / "out"))
+    assert (code, out) == (0, "")
+    assert {p.name: p.read_text() for p in (tmp_path / "out").iterdir()} == crd_files()
 
 
 @pytest.mark.skipif(shutil.which("diff") is None, reason="needs diff(1)")
 def test_crd_pipe_to_diff_is_empty() -> None:
-    """Literally ``rerank-operator crd | diff - crds/rerankpipelines.rerank.dev.yaml``."""
+    """Literally ``rerank-operator crd | diff - <(cat crds/*.yaml)``."""
     crd = subprocess.run([str(EXE), "crd"], capture_output=True, check=True, timeout=60)
-    diff = subprocess.run(
-        ["diff", "-", str(CRD_FILE)], input=crd.stdout, capture_output=True, check=False, timeout=60
-    )
-    assert diff.returncode == 0, (
-        "crds/ is stale: run `rerank-operator crd > crds/rerankpipelines.rerank.dev.yaml`\n"
-        + diff.stdout.decode()
-    )
+    committed = b"".join(p.read_bytes() for p in sorted(CRD_FILE.parent.glob("*.yaml")))
+    assert crd.stdout == committed, "crds/ is stale: run `make crd`"
 
 
 def test_real_entrypoint_validate_exit_codes(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 CHART = REPO_ROOT / "helm" / "rerank-operator"
-CRD_NAME = "rerankpipelines.rerank.dev.yaml"
+CRD_NAMES = ["rerankpipelines.rerank.dev.yaml", "rerankpublishgrants.rerank.dev.yaml"]
 
 
 def chart() -> dict[str, Any]:
@@ -35,10 +35,11 @@ def schema() -> dict[str, Any]:
 
 def test_chart_crd_is_a_copy_of_the_generated_crd() -> None:
     """`make crd` refreshes both; a stale chart copy would install an old schema."""
-    top = (REPO_ROOT / "crds" / CRD_NAME).read_bytes()
-    copied = (CHART / "crds" / CRD_NAME).read_bytes()
-    assert copied == top, f"helm/rerank-operator/crds/{CRD_NAME} differs from crds/{CRD_NAME}: run `make crd`"
-    assert sorted(p.name for p in (CHART / "crds").iterdir()) == [CRD_NAME]
+    for name in CRD_NAMES:
+        top = (REPO_ROOT / "crds" / name).read_bytes()
+        copied = (CHART / "crds" / name).read_bytes()
+        assert copied == top, f"helm/rerank-operator/crds/{name} differs from crds/{name}: run `make crd`"
+    assert sorted(p.name for p in (CHART / "crds").iterdir()) == CRD_NAMES
 
 
 def test_app_version_is_the_package_version() -> None:
@@ -54,7 +55,7 @@ def test_kube_version_floor_covers_what_the_crd_uses() -> None:
     apiserver would reject the CRD or drop the rules silently, so the chart refuses it up front."""
     floor = re.fullmatch(r">=\s*1\.(\d+)\.0-0", str(chart().get("kubeVersion", "")))
     assert floor, "Chart.yaml needs kubeVersion: '>=1.N.0-0' (the -0 admits pre-release and vendor builds)"
-    crd = yaml.safe_load((REPO_ROOT / "crds" / CRD_NAME).read_text())
+    crd = yaml.safe_load((REPO_ROOT / "crds" / CRD_NAMES[0]).read_text())
     assert "fieldPath" in json.dumps(crd)  # the reason for the floor is still there
     assert int(floor.group(1)) >= 29
 

@@ -21,13 +21,13 @@ import yaml
 
 from rerank_operator import GROUP, KIND, PLURAL, SHORT_NAMES, VERSION
 from rerank_operator.models import RerankPipeline, RerankPipelineSpec, RerankPipelineStatus
-from rerank_operator.models.crd import crd_manifest, crd_yaml
+from rerank_operator.models.crd import crd_files, crd_manifest, crd_yaml
 from rerank_operator.models.quirks import QUIRKS
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 CRD_FILE = REPO_ROOT / "crds" / "rerankpipelines.rerank.dev.yaml"
 EXAMPLES = sorted((REPO_ROOT / "examples").glob("*.yaml"))
-REGENERATE = "run `rerank-operator crd > crds/rerankpipelines.rerank.dev.yaml` and commit the result"
+REGENERATE = "run `make crd` and commit the result"
 
 MakeBody = Callable[..., dict[str, Any]]
 
@@ -65,11 +65,18 @@ def test_crd_file_is_current() -> None:
     assert CRD_FILE.read_text(encoding="utf-8") == crd_yaml(), f"crds/ is stale: {REGENERATE}"
 
 
-def test_crd_command_prints_the_file() -> None:
+def test_every_crd_file_is_current() -> None:
+    """crds/ holds exactly the generated files (a removed CRD must not linger there)."""
+    committed = {p.name: p.read_text(encoding="utf-8") for p in CRD_FILE.parent.glob("*.yaml")}
+    assert committed == crd_files(), f"crds/ is stale: {REGENERATE}"
+
+
+def test_crd_command_prints_the_files() -> None:
     exe = Path(sys.executable).with_name("rerank-operator")
     result = subprocess.run([str(exe), "crd"], capture_output=True, text=True, check=False, timeout=60)
     assert result.returncode == 0, result.stderr
-    assert result.stdout == CRD_FILE.read_text(encoding="utf-8"), f"crds/ is stale: {REGENERATE}"
+    committed = "".join(p.read_text(encoding="utf-8") for p in sorted(CRD_FILE.parent.glob("*.yaml")))
+    assert result.stdout == committed, f"crds/ is stale: {REGENERATE}"
 
 
 def test_crd_file_parses_to_the_manifest() -> None:
@@ -90,7 +97,7 @@ def test_crd_generation_is_deterministic() -> None:
         ).stdout
         for seed in ("1", "2")
     }  # fmt: skip
-    assert outputs == {crd_yaml()}
+    assert outputs == {"".join(crd_files().values())}
 
 
 # ------------------------------------------------------------------------------------- identity

@@ -139,6 +139,15 @@ def test_owner_references_only_in_the_pipeline_namespace(make_pipeline: MakePipe
         assert "ownerReferences" not in m["metadata"]
         assert m["metadata"]["labels"]["rerank.dev/pipeline-namespace"] == "search"
         assert m["metadata"]["labels"]["rerank.dev/pipeline"] == "demo"
+        # the UID is what proves the copy is ours (labels are just strings anybody can write)
+        assert m["metadata"]["annotations"] == {
+            "rerank.dev/owner-uid": "u-42",
+            "rerank.dev/owner": "search/demo",
+        }
+    for m in own:
+        assert (
+            "annotations" not in m["metadata"] or "rerank.dev/owner-uid" not in m["metadata"]["annotations"]
+        )
 
 
 def test_object_meta_does_not_share_label_dicts(make_pipeline: MakePipeline) -> None:
