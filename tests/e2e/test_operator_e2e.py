@@ -329,6 +329,7 @@ def test_lifecycle_drift_gc_and_cross_namespace_cleanup(
         ({"engine": {"env": [{"name": "HF_TOKEN", "value": "x"}]}}, "managed by the operator"),
         ({"publish": {"endpoint": "http://reranker.example.com/v1"}}, "spec.publish.endpoint"),
         ({"publish": {"endpoint": "http://169.254.169.254"}}, "is for Milvus outside the cluster"),
+        ({"publish": {"endpoint": "http://metadata.google.internal"}}, "cloud-metadata address"),
         ({"publish": {"endpoint": "http://milvus.search.svc:19530"}}, "is for Milvus outside the cluster"),
         ({"rollout": {"strategy": "Recreate"}}, "spec.rollout.strategy"),
     ],

@@ -103,6 +103,27 @@ async def test_publish_endpoint_override_is_what_gets_probed_and_published(start
     assert h.get(SERVICES, "rr-reranker") is not None  # in-cluster clients keep the Service
 
 
+async def test_an_endpoint_outside_the_allowlist_is_never_contacted(
+    start_operator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The operator-level SSRF guard: the canary sends nothing (and no API key) to a refused address."""
+    monkeypatch.setenv("RERANK_OPERATOR_ENDPOINT_ALLOWLIST", "10.20.0.0/16,.allowed.example.test")
+    h = await start_operator()
+    await h.create_pipeline("rr", pipeline_spec(publish={"endpoint": f"http://{EXTERNAL_HOST}"}))
+    await h.wait_deployment("rr")
+    await h.play_deployment_controller("rr")
+
+    def refused() -> None:
+        probe = h.status("rr")["lastProbe"]
+        assert probe["reason"] == "EndpointNotAllowed", probe
+        assert "reranker.example.test is outside the operator's endpoint allowlist" in probe["message"]
+        assert h.condition("rr", "Ready")["reason"] == "EndpointNotAllowed"
+
+    await passes(refused, within=10, message="EndpointNotAllowed")
+    await consistently(lambda: h.canaries() == [] or pytest.fail("a canary was sent"), duration=1.5)
+    assert h.published("rr")["ready"] == "false"
+
+
 async def test_a_new_endpoint_that_fails_does_not_unpublish_the_working_one(start_operator: Any) -> None:
     h = await start_operator()
     await h.converge("rr", pipeline_spec())  # intervalSeconds 1, failureThreshold 2

@@ -75,23 +75,21 @@ see the chart README ("RBAC") for one line of justification per rule.
 - apiGroups: ["rerank.dev"]
   resources: ["rerankpipelines/finalizers"]
   verbs: ["update"]
-# Server-side apply of the reranker Deployment (create when missing), and reading its rollout status.
-# No delete: children are removed by the garbage collector through ownerReferences.
+# Children: get to check that an existing object is provably this pipeline's before any write
+# (ownership), create when missing, patch (server-side apply) only when ours; the Deployment's get also
+# reads its rollout status. No delete: children are removed by the garbage collector.
 - apiGroups: ["apps"]
   resources: ["deployments"]
   verbs: ["get", "create", "patch"]
-# Server-side apply of the Service and the model-cache PVC.
+# The Service and the model-cache PVC, likewise.
 - apiGroups: [""]
   resources: ["services", "persistentvolumeclaims"]
-  verbs: ["create", "patch"]
-# Server-side apply of the reranker pods' PodDisruptionBudget.
+  verbs: ["get", "create", "patch"]
+# The reranker pods' PodDisruptionBudget, likewise.
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
-  verbs: ["create", "patch"]
-# Chat-template and published ranker ConfigMaps; get+delete to withdraw stale published copies.
-- apiGroups: [""]
-  resources: ["configmaps"]
-  verbs: ["get", "create", "patch", "delete"]
+  verbs: ["get", "create", "patch"]
+{{ include "rerank-operator.publishRules" . }}
 # Why pods wait or fail (Unschedulable, CrashLoopBackOff), by label selector.
 - apiGroups: [""]
   resources: ["pods"]
@@ -106,9 +104,16 @@ see the chart README ("RBAC") for one line of justification per rule.
   verbs: ["create"]
 {{- end -}}
 
-{{/* RBAC rules for a namespace that only receives published ranker ConfigMaps. */}}
+{{/* RBAC rules for a namespace that (also) receives published ranker ConfigMaps. */}}
 {{- define "rerank-operator.publishRules" -}}
+# Chat-template and published ranker ConfigMaps: get to check ownership, create when missing, patch
+# when ours, delete (UID precondition) to withdraw a copy of ours that is no longer wanted.
 - apiGroups: [""]
   resources: ["configmaps"]
   verbs: ["get", "create", "patch", "delete"]
+# The namespace's consent to receive copies from other namespaces (read only: granting is for the
+# namespace's own admins, see the aggregated rerank-operator-admin role).
+- apiGroups: ["rerank.dev"]
+  resources: ["rerankpublishgrants"]
+  verbs: ["list"]
 {{- end -}}

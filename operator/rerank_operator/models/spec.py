@@ -522,10 +522,13 @@ _LOCAL_HOSTS = (
     r"^https?://(localhost|127([.][0-9]+){3}|0[.]0[.]0[.]0|169[.]254([.][0-9]+){2})(:[0-9]+)?$",
     r"^https?://[^:]*[.]svc([.][^:]*)?(:[0-9]+)?$",
     r"^https?://[^.:]+(:[0-9]+)?$",  # a single label resolves through the cluster's search domains
+    # cloud instance-metadata services outside 169.254/16 (GCP by name, Alibaba Cloud)
+    r"^https?://(metadata[.]google[.]internal|100[.]100[.]100[.]200)(:[0-9]+)?$",
 )
 EXTERNAL_ENDPOINT_MESSAGE = (
     "publish.endpoint is for Milvus outside the cluster: use a dotted host name or IP, not localhost, "
-    "a loopback or link-local address, a bare name or a .svc name (leave it unset to publish the Service)"
+    "a loopback, link-local or cloud-metadata address, a bare name or a .svc name (leave it unset to "
+    "publish the Service)"
 )
 
 

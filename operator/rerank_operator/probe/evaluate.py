@@ -56,6 +56,7 @@ def short_body(body: bytes) -> str:
         elif isinstance(data.get("detail"), str):  # FastAPI default (unknown route)
             text = data["detail"]
     text = re.sub(r"\s+", " ", text).strip()
+    text = "".join(ch for ch in text if ch.isprintable())  # no control or escape sequences in status
     if len(text) > _BODY_SNIPPET_CHARS:
         text = text[: _BODY_SNIPPET_CHARS - 3] + "..."
     return text or "<empty body>"

@@ -32,6 +32,7 @@ class Reason(StrEnum):
     SLOW_RESPONSE = "SlowResponse"
     MODEL_NOT_LISTED = "ModelNotListed"
     INVALID_ENDPOINT = "InvalidEndpoint"
+    ENDPOINT_NOT_ALLOWED = "EndpointNotAllowed"
 
 
 REASONS: tuple[str, ...] = tuple(r.value for r in Reason)

@@ -22,6 +22,9 @@ from rerank_operator.kube import ApiError, KubeApi, utcnow
 from rerank_operator.models import InvalidPipeline, RerankPipeline, RerankPipelineStatus
 from rerank_operator.models.grant import consent_hint, consenting_grant
 from rerank_operator.probe import DEFAULT_CANARY, Canary, HostResolver, ProbeTarget, probe_reranker
+from rerank_operator.probe.destinations import DestinationPolicy
+from rerank_operator.probe.target import parse_endpoint
+from rerank_operator.probe.verdict import Reason
 from rerank_operator.publish import (
     AWAITING_FIRST_PROBE,
     PublishedConfig,
@@ -47,6 +50,9 @@ log = logging.getLogger(__name__)
 
 NO_READY_REPLICAS = "NoReadyReplicas"
 MISSING_SECRET = "MissingSecret"
+# What status keeps of a canary's message: it may quote a response body from an address the pipeline
+# chose, so only a short excerpt (the probe already strips it to one printable line).
+STATUS_MESSAGE_CHARS = 512
 
 
 def plain(value: Any) -> Any:
@@ -92,10 +98,17 @@ class ReconcilerConfig:
 
 
 class Reconciler:
-    def __init__(self, kube: KubeApi, config: ReconcilerConfig, resolver: HostResolver | None = None):
+    def __init__(
+        self,
+        kube: KubeApi,
+        config: ReconcilerConfig,
+        resolver: HostResolver | None = None,
+        destinations: DestinationPolicy | None = None,
+    ):
         self.kube = kube
         self.config = config
         self.resolver = resolver if resolver is not None else HostResolver.from_env()
+        self.destinations = destinations if destinations is not None else DestinationPolicy.from_env()
         self._http: httpx.AsyncClient | None = None
 
     def _http_client(self) -> httpx.AsyncClient:
@@ -321,7 +334,7 @@ class Reconciler:
             "time": utcnow(),
             "ok": ok,
             "reason": reason,
-            "message": message[:4096],
+            "message": message[:STATUS_MESSAGE_CHARS],
             "latencyMs": round(latency, 3) if latency is not None else None,
         }
         published = state.published
@@ -377,6 +390,10 @@ class Reconciler:
                     f"secret {ref.name} has no key {ref.key} (apiKeySecretRef)",
                     None,
                 )
+        if endpoint == spec.publish.endpoint:  # chosen by the pipeline, not our own Service: guarded
+            refusal = self.destinations.refusal(parse_endpoint(endpoint).host)
+            if refusal is not None:
+                return False, str(Reason.ENDPOINT_NOT_ALLOWED), f"EndpointNotAllowed: {refusal}", None
         target = ProbeTarget(
             endpoint=endpoint,
             canary=_canary(pipeline),

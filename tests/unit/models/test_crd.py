@@ -569,6 +569,8 @@ CEL_CASES: list[tuple[str, dict[str, Any], str]] = [
     ("endpoint-localhost", {"publish": {"endpoint": "http://localhost:8000"}}, "outside the cluster"),
     ("endpoint-loopback", {"publish": {"endpoint": "http://127.0.0.1"}}, "outside the cluster"),
     ("endpoint-metadata-ip", {"publish": {"endpoint": "http://169.254.169.254"}}, "outside the cluster"),
+    ("endpoint-gcp-metadata", {"publish": {"endpoint": "http://metadata.google.internal"}}, "cloud-metadata"),
+    ("endpoint-alibaba-metadata", {"publish": {"endpoint": "http://100.100.100.200:80"}}, "cloud-metadata"),
     ("endpoint-svc", {"publish": {"endpoint": "http://api.other.svc:80"}}, "outside the cluster"),
     ("endpoint-svc-fqdn", {"publish": {"endpoint": "http://a.b.svc.cluster.local"}}, "outside the cluster"),
     ("endpoint-bare-name", {"publish": {"endpoint": "https://milvus:443"}}, "outside the cluster"),

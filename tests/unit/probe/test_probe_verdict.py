@@ -27,6 +27,7 @@ DOCUMENTED = {
     "SlowResponse",
     "ModelNotListed",
     "InvalidEndpoint",
+    "EndpointNotAllowed",
 }
 
 
