@@ -121,6 +121,16 @@ def pipeline_manifest(name: str, namespace: str, **spec: Any) -> dict[str, Any]:
     }
 
 
+def grant_manifest(namespace: str, source: str, *, name: str | None = None, **extra: Any) -> dict[str, Any]:
+    """A RerankPublishGrant: ``namespace`` accepts copies from pipelines in ``source``."""
+    return {
+        "apiVersion": "rerank.dev/v1alpha1",
+        "kind": "RerankPublishGrant",
+        "metadata": {"name": name or f"from-{source}", "namespace": namespace},
+        "spec": {"from": [{"namespace": source, **extra}]},
+    }
+
+
 def names_of(items: Iterable[dict[str, Any]]) -> list[str]:
     return sorted(i["metadata"]["name"] for i in items)
 
@@ -235,7 +245,8 @@ def deployed_operator(
     values = namespaced_values(watch, publish or []) if watch else []
     rbac_text = helm(
         "template", release, str(CHART), "--namespace", operator_ns,
-        "--show-only", "templates/serviceaccount.yaml", "--show-only", "templates/rbac.yaml", *values,
+        "--show-only", "templates/serviceaccount.yaml", "--show-only", "templates/rbac.yaml",
+        "--show-only", "templates/aggregated-roles.yaml", *values,
     ).stdout  # fmt: skip
     operator_name = f"operator-sa-{suffix}"
     sandbox.apply(rbac_text)

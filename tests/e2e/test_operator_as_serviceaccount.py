@@ -23,6 +23,7 @@ from operator_support import (
     Helm,
     ServiceAccountOperator,
     deployed_operator,
+    grant_manifest,
     host_overrides,
     pipeline_manifest,
     start_standin,
@@ -125,6 +126,7 @@ def test_api_key_secret_and_cross_namespace_publish(env: ServiceAccountOperator)
         env.pipeline_ns,
         f"--from-literal=api-key={API_KEY}",
     )
+    env.sandbox.apply(grant_manifest(env.publish_ns, env.pipeline_ns))
     env.sandbox.apply(
         pipeline_manifest(
             KEYED,

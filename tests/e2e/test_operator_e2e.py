@@ -21,6 +21,7 @@ from operator_support import (
     OperatorProcess,
     condition,
     get_json,
+    grant_manifest,
     names_of,
     pipeline_manifest,
     service_host,
@@ -259,6 +260,7 @@ def test_lifecycle_drift_gc_and_cross_namespace_cleanup(
     cluster: ClusterClient, operator: OperatorProcess
 ) -> None:
     ns, extra = NS["life"], NS["extra"]
+    cluster.apply(grant_manifest(extra, ns))  # the other namespace consents to the copy
     cluster.apply(pipeline_manifest("life", ns, publish={"namespaces": [extra]}))
     wait_ready(cluster, operator, "life", ns)
     copy = published(cluster, "life-ranker", extra)

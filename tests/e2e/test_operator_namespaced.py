@@ -14,6 +14,7 @@ from operator_support import (
     Helm,
     ServiceAccountOperator,
     deployed_operator,
+    grant_manifest,
     host_overrides,
     pipeline_manifest,
     start_standin,
@@ -43,6 +44,7 @@ def test_namespaced_mode_with_roles_only(
             assert not sandbox.kubectl(
                 "get", "clusterrolebinding", "-o", "name", "-l", f"app.kubernetes.io/instance=sa-{suffix}"
             ).stdout.strip()
+            sandbox.apply(grant_manifest(publish_ns, watched))  # RBAC lets the operator read it there
             sandbox.apply(pipeline_manifest(name, watched, publish={"namespaces": [publish_ns]}))
             env.wait(lambda: env.ready(name), timeout=180, what=f"{name} Ready=True")
             for ns in (watched, publish_ns):

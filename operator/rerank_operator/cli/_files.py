@@ -43,16 +43,27 @@ def is_pipeline(doc: dict[str, Any]) -> bool:
     return doc.get("kind") == "RerankPipeline"
 
 
+def is_grant(doc: dict[str, Any]) -> bool:
+    return doc.get("kind") == "RerankPublishGrant"
+
+
 class ParsedFile:
-    """The RerankPipeline documents of a file: the valid ones, and one labelled line per problem."""
+    """The RerankPipeline documents of a file: the valid ones, and one labelled line per problem.
+    RerankPublishGrants in the same file (a namespace's consent, often kept next to the pipeline in
+    GitOps) are checked too; other kinds are ignored."""
 
     def __init__(self, docs: list[dict[str, Any]]):
         from rerank_operator.models import InvalidPipeline, RerankPipeline
+        from rerank_operator.models.grant import grant_problems
 
         self.pipelines: list[RerankPipeline] = []
         self.problems: list[str] = []
         self.count = 0
+        self.grants = 0
         for index, doc in enumerate(docs):
+            if is_grant(doc):
+                self.grants += 1
+                self.problems += [f"{_label(doc, index)}: {p}" for p in grant_problems(doc)]
             if not is_pipeline(doc):
                 continue
             self.count += 1
@@ -70,4 +81,4 @@ def parse_pipelines(path: str) -> ParsedFile:
 def _label(doc: dict[str, Any], index: int) -> str:
     meta = doc.get("metadata")
     name = meta.get("name") if isinstance(meta, dict) else None
-    return f"RerankPipeline/{name}" if name else f"document {index + 1}"
+    return f"{doc.get('kind')}/{name}" if name else f"document {index + 1}"

@@ -20,12 +20,13 @@ def run(args: argparse.Namespace) -> int:
     except FileError as exc:
         print(exc, file=sys.stderr)
         return 2
-    if parsed.count == 0:
+    if parsed.count == 0 and parsed.grants == 0:
         print(f"{args.filename}: no RerankPipeline documents found (kind: RerankPipeline)", file=sys.stderr)
         return 1
     for line in parsed.problems:
         print(line)
     if parsed.problems:
         return 1
-    print(f"{args.filename}: {parsed.count} RerankPipeline(s) valid", file=sys.stderr)
+    grants = f", {parsed.grants} RerankPublishGrant(s) valid" if parsed.grants else ""
+    print(f"{args.filename}: {parsed.count} RerankPipeline(s) valid{grants}", file=sys.stderr)
     return 0

@@ -99,6 +99,8 @@ class ManagedProcess:
     ) -> None:
         self.name = name
         self.argv = list(argv)
+        self.env = None if env is None else dict(env)  # kept so the same process can be started again
+        self.cwd = cwd
         self.log_path = log_path
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with log_path.open("ab") as log:

@@ -295,7 +295,28 @@ def test_real_entrypoint_validate_exit_codes(tmp_path: Path) -> None:
 
 # ----------------------------------------------------------------------------------- examples
 def load_example(name: str) -> RerankPipeline:
-    return RerankPipeline.from_body(yaml.safe_load((EXAMPLES / name).read_text(encoding="utf-8")))
+    docs = yaml.safe_load_all((EXAMPLES / name).read_text(encoding="utf-8"))
+    [pipeline] = [d for d in docs if d["kind"] == "RerankPipeline"]
+    return RerankPipeline.from_body(pipeline)
+
+
+def test_the_cross_namespace_example_ships_the_grants_it_needs(capsys: pytest.CaptureFixture[str]) -> None:
+    from rerank_operator.models.grant import consenting_grant
+
+    pipeline = load_example("cached-private.yaml")
+    docs = list(yaml.safe_load_all((EXAMPLES / "cached-private.yaml").read_text(encoding="utf-8")))
+    for ns in pipeline.spec.publish.namespaces:
+        grants = [d for d in docs if d["kind"] == "RerankPublishGrant" and d["metadata"]["namespace"] == ns]
+        assert consenting_grant(grants, pipeline.namespace, pipeline.name), ns
+    code, _, err = run(capsys, "validate", "-f", str(EXAMPLES / "cached-private.yaml"))
+    assert code == 0 and "2 RerankPublishGrant(s) valid" in err
+
+
+def test_validate_names_the_field_of_a_bad_grant(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    text = "apiVersion: rerank.dev/v1alpha1\nkind: RerankPublishGrant\nmetadata: {name: g, namespace: apps}\n"
+    code, out, _ = run(capsys, "validate", "-f", write(tmp_path, text + "spec: {from: [{namespace: ML}]}\n"))
+    assert code == 1
+    assert out.startswith("RerankPublishGrant/g: spec.from[0].namespace:"), out
 
 
 def test_qwen3_example_spells_out_the_default_overrides() -> None:

@@ -19,9 +19,9 @@ def policy() -> dict[str, Any]:
 
 
 def example() -> RerankPipeline:
-    return RerankPipeline.from_body(
-        yaml.safe_load((REPO_ROOT / "examples" / "cached-private.yaml").read_text())
-    )
+    docs = yaml.safe_load_all((REPO_ROOT / "examples" / "cached-private.yaml").read_text())
+    [pipeline] = [d for d in docs if d["kind"] == "RerankPipeline"]
+    return RerankPipeline.from_body(pipeline)
 
 
 def test_policy_selects_exactly_the_examples_reranker_pods() -> None:

@@ -220,3 +220,9 @@ def test_default_canary_with_a_cross_encoder_like_answer() -> None:
     v = evaluate_response(200, vllm(scores), DEFAULT_CANARY)
     assert v.ok
     assert v.ranking[0] == DEFAULT_CANARY.expected_top_index
+
+
+def test_error_bodies_lose_control_and_escape_characters() -> None:
+    """An answer from an address the pipeline chose is not status material: one printable line."""
+    v = judge(b"bad\x1b[31m red\x00 \x07bell\r\nnext\tline\x7f", 502)
+    assert v.message == "HTTPStatus 502: bad[31m red bell next line"
