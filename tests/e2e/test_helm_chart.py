@@ -55,14 +55,54 @@ EXPECTED_RULES = {
     "rerank.dev/rerankpipelines/status": {"get", "patch"},
     "rerank.dev/rerankpipelines/finalizers": {"update"},
     "apps/deployments": {"get", "create", "patch"},
-    "/services": {"create", "patch"},
-    "/persistentvolumeclaims": {"create", "patch"},
-    "policy/poddisruptionbudgets": {"create", "patch"},
+    "/services": {"get", "create", "patch"},
+    "/persistentvolumeclaims": {"get", "create", "patch"},
+    "policy/poddisruptionbudgets": {"get", "create", "patch"},
     "/configmaps": {"get", "create", "patch", "delete"},
+    "rerank.dev/rerankpublishgrants": {"list"},
     "/pods": {"list"},
     "/secrets": {"get"},
     "/events": {"create"},
 }
+PUBLISH_RULES = {
+    "/configmaps": {"get", "create", "patch", "delete"},
+    "rerank.dev/rerankpublishgrants": {"list"},
+}
+# ClusterRoles for people, aggregated into the built-in roles; they grant the operator nothing.
+AGGREGATED = {
+    "rr-rerank-operator-view": (
+        {"view", "edit", "admin"},
+        {
+            "rerank.dev/rerankpipelines": {"get", "list", "watch"},
+            "rerank.dev/rerankpipelines/status": {"get", "list", "watch"},
+            "rerank.dev/rerankpublishgrants": {"get", "list", "watch"},
+        },
+    ),
+    "rr-rerank-operator-edit": (
+        {"edit", "admin"},
+        {"rerank.dev/rerankpipelines": {"create", "update", "patch", "delete", "deletecollection"}},
+    ),
+    "rr-rerank-operator-admin": (
+        {"admin"},
+        {"rerank.dev/rerankpublishgrants": {"create", "update", "patch", "delete", "deletecollection"}},
+    ),
+}
+
+
+def check_aggregated_roles(objs: list[dict[str, Any]]) -> None:
+    roles = {
+        r["metadata"]["name"]: r for r in by_kind(objs, "ClusterRole") if r["metadata"]["name"] in AGGREGATED
+    }
+    assert set(roles) == set(AGGREGATED)
+    for name, (targets, rules) in AGGREGATED.items():
+        labels = roles[name]["metadata"]["labels"]
+        aggregated = {
+            k.rsplit("-", 1)[-1]
+            for k, v in labels.items()
+            if k.startswith("rbac.authorization.k8s.io/aggregate-to-") and v == "true"
+        }
+        assert aggregated == targets, name
+        assert rules_of(roles[name]) == rules, name
 
 
 # ------------------------------------------------------------------------------------------ offline
@@ -92,6 +132,8 @@ def test_kube_version_constraint(helm: Helm) -> None:
         ["--set", "image.tga=1"],
         ["--set-json", 'watchNamespaces=["team-*"]'],  # kopf globs cannot be RBAC namespaces
         ["--set", "metrics.serviceMonitor.enabled=yes"],
+        ["--set-json", 'endpointAllowlist=["example.com"]'],  # a suffix starts with a dot
+        ["--set", "aggregatedRoles.create=1"],
     ],
 )
 def test_schema_rejects_bad_values(helm: Helm, args: list[str]) -> None:
@@ -103,8 +145,9 @@ def test_schema_rejects_bad_values(helm: Helm, args: list[str]) -> None:
 def test_template_clusterwide(helm: Helm) -> None:
     objs = docs(render(helm))
     kinds = sorted(o["kind"] for o in objs)
-    assert kinds == ["ClusterRole", "ClusterRoleBinding", "Deployment", "Service", "ServiceAccount"]
-    (role,) = by_kind(objs, "ClusterRole")
+    assert kinds == ["ClusterRole"] * 4 + ["ClusterRoleBinding", "Deployment", "Service", "ServiceAccount"]
+    check_aggregated_roles(objs)
+    (role,) = [r for r in by_kind(objs, "ClusterRole") if r["metadata"]["name"] not in AGGREGATED]
     assert rules_of(role) == EXPECTED_RULES
     for rule in role["rules"]:
         assert "*" not in rule["verbs"] and "*" not in rule["resources"] and "*" not in rule["apiGroups"]
@@ -151,7 +194,9 @@ def test_template_clusterwide(helm: Helm) -> None:
 def test_template_namespaced(helm: Helm) -> None:
     objs = docs(render(helm, *namespaced_values(["search", "team-a"], ["apps", "search"]),
                        "--set", "clusterDomain=corp.example", "--set", "image.tag=9.9.9"))  # fmt: skip
-    assert not by_kind(objs, "ClusterRole") and not by_kind(objs, "ClusterRoleBinding")
+    # no cluster-wide rights for the operator; the only ClusterRoles are the ones for people
+    assert not by_kind(objs, "ClusterRoleBinding")
+    assert {r["metadata"]["name"] for r in by_kind(objs, "ClusterRole")} == set(AGGREGATED)
     roles = {(r["metadata"]["namespace"], r["metadata"]["name"]): r for r in by_kind(objs, "Role")}
     assert set(roles) == {
         ("search", "rr-rerank-operator"),
@@ -159,9 +204,7 @@ def test_template_namespaced(helm: Helm) -> None:
         ("apps", "rr-rerank-operator-publish"),  # "search" is watched already: no second Role there
     }
     assert rules_of(roles[("search", "rr-rerank-operator")]) == EXPECTED_RULES
-    assert rules_of(roles[("apps", "rr-rerank-operator-publish")]) == {
-        "/configmaps": {"get", "create", "patch", "delete"}
-    }
+    assert rules_of(roles[("apps", "rr-rerank-operator-publish")]) == PUBLISH_RULES
     bindings = {(b["metadata"]["namespace"], b["roleRef"]["name"]) for b in by_kind(objs, "RoleBinding")}
     assert bindings == {(ns, name) for ns, name in roles}
     for b in by_kind(objs, "RoleBinding"):
@@ -173,6 +216,17 @@ def test_template_namespaced(helm: Helm) -> None:
     assert "-A" not in c["args"]
     assert c["image"] == "rerank-operator:9.9.9"
     assert {"name": "RERANK_OPERATOR_CLUSTER_DOMAIN", "value": "corp.example"} in c["env"]
+
+
+def test_template_endpoint_allowlist_and_no_aggregated_roles(helm: Helm) -> None:
+    objs = docs(render(helm, "--set-json", 'endpointAllowlist=["10.20.0.0/16",".rerank.example.com"]',
+                       "--set", "aggregatedRoles.create=false"))  # fmt: skip
+    env = {e["name"]: e.get("value") for e in container(objs)["env"]}
+    assert env["RERANK_OPERATOR_ENDPOINT_ALLOWLIST"] == "10.20.0.0/16,.rerank.example.com"
+    assert [r["metadata"]["name"] for r in by_kind(objs, "ClusterRole")] == ["rr-rerank-operator"]
+    assert "RERANK_OPERATOR_ENDPOINT_ALLOWLIST" not in {
+        e["name"] for e in container(docs(render(helm)))["env"]
+    }
 
 
 def test_template_optional_objects(helm: Helm) -> None:
@@ -191,8 +245,11 @@ def test_template_optional_objects(helm: Helm) -> None:
 
 def test_crds_ship_with_the_chart(helm: Helm) -> None:
     objs = docs(helm("template", "rr", str(CHART), "--include-crds").stdout)
-    (crd,) = by_kind(objs, "CustomResourceDefinition")
-    assert crd["metadata"]["name"] == "rerankpipelines.rerank.dev"
+    crds = by_kind(objs, "CustomResourceDefinition")
+    assert [c["metadata"]["name"] for c in crds] == [
+        "rerankpipelines.rerank.dev",
+        "rerankpublishgrants.rerank.dev",
+    ]
 
 
 # -------------------------------------------------------------------------------- against the cluster
@@ -205,6 +262,7 @@ def test_server_dry_run_clusterwide(helm: Helm, cluster: ClusterClient, namespac
     out = cluster.kubectl("apply", "--dry-run=server", "-f", "-", "-o", "name", input=text).stdout.split()
     assert len(out) == len(docs(text))
     assert "customresourcedefinition.apiextensions.k8s.io/rerankpipelines.rerank.dev" in out
+    assert "customresourcedefinition.apiextensions.k8s.io/rerankpublishgrants.rerank.dev" in out
 
 
 def test_documented_network_policy_is_accepted(cluster: ClusterClient, namespace: str) -> None:
@@ -223,7 +281,8 @@ def test_server_dry_run_namespaced(
         helm, *namespaced_values(watch, publish), release=f"dry-{uuid.uuid4().hex[:6]}", namespace=namespace
     )
     out = cluster.kubectl("apply", "--dry-run=server", "-f", "-", "-o", "name", input=text).stdout.split()
-    assert len(out) == len(docs(text)) == 3 + 2 * 3  # SA, Service, Deployment + (Role, RoleBinding) x 3
+    # SA, Service, Deployment + (Role, RoleBinding) x 3 + the three aggregated ClusterRoles
+    assert len(out) == len(docs(text)) == 3 + 2 * 3 + 3
 
 
 def _can_i(cluster: ClusterClient, sa: str, *args: str) -> bool:
@@ -258,7 +317,10 @@ ALLOWED = [
     ("patch", "deployments.apps"),
     ("get", "deployments.apps"),
     ("create", "services"),
+    ("get", "services"),
+    ("get", "persistentvolumeclaims"),
     ("patch", "persistentvolumeclaims"),
+    ("get", "poddisruptionbudgets.policy"),
     ("create", "poddisruptionbudgets.policy"),
     ("patch", "poddisruptionbudgets.policy"),
     ("list", "pods"),
@@ -266,8 +328,12 @@ ALLOWED = [
     ("create", "configmaps"),
     ("patch", "configmaps"),
     ("delete", "configmaps"),
+    ("list", "rerankpublishgrants.rerank.dev"),
 ]
 DENIED = [
+    ("create", "rerankpublishgrants.rerank.dev"),  # consent is the namespace's, never the operator's
+    ("patch", "rerankpublishgrants.rerank.dev"),
+    ("delete", "rerankpublishgrants.rerank.dev"),
     ("list", "secrets"),
     ("watch", "secrets"),
     ("delete", "deployments.apps"),
@@ -345,6 +411,8 @@ def test_rbac_namespaced_as_the_service_account(
             assert not _can_i(cluster, sa, *check, "-n", watched), f"must be denied: {check} in {watched}"
         for verb in ("get", "create", "patch", "delete"):
             assert _can_i(cluster, sa, verb, "configmaps", "-n", publish)
+        assert _can_i(cluster, sa, "list", "rerankpublishgrants.rerank.dev", "-n", publish)
+        assert not _can_i(cluster, sa, "create", "rerankpublishgrants.rerank.dev", "-n", publish)
         for check in [("get", "secrets"), ("create", "events"), ("list", "rerankpipelines.rerank.dev"),
                       ("create", "deployments.apps"), ("list", "configmaps")]:  # fmt: skip
             assert not _can_i(cluster, sa, *check, "-n", publish), f"must be denied: {check} in {publish}"
