@@ -68,7 +68,7 @@ async def test_no_copy_without_consent_and_a_revoked_grant_withdraws_it(start_op
         within=10,
         message="copy withdrawn after the grant was deleted",
     )
-    _degraded_by(h, "rr", "namespace apps")
+    await passes(lambda: _degraded_by(h, "rr", "namespace apps"), within=10, message="Degraded again")
     assert h.published("rr")["ready"] == "true"  # the own copy is untouched by all of this
 
 
@@ -120,3 +120,10 @@ async def test_a_preexisting_child_is_neither_adopted_nor_changed(start_operator
     await consistently(lambda: _unchanged(h, SERVICES, "rr-reranker", "ml", before), duration=2.5)
     assert "ownerReferences" not in h.must(SERVICES, "rr-reranker")["metadata"]
     assert h.get(DEPLOYMENTS, "rr-reranker") is not None  # the other children are created as usual
+    # a rollout that completes changes nothing: no canary through someone else's Service, nothing
+    # published as working
+    await h.play_deployment_controller("rr")
+    await consistently(lambda: _unchanged(h, SERVICES, "rr-reranker", "ml", before), duration=2.5)
+    assert h.canaries() == []
+    assert h.published("rr")["ready"] == "false"
+    assert h.condition("rr", "Ready")["reason"] == "ApplyRejected"

@@ -179,12 +179,14 @@ class Reconciler:
 
         desired = initial_config(pipeline, self.config.cluster_domain)  # what this spec would publish
         state.probe_interval_seconds = spec.probe.interval_seconds
-        apply_errors, applied = await self._apply_all(pipeline, render_workload(pipeline))
+        apply_errors, applied, foreign = await self._apply_all(pipeline, render_workload(pipeline))
 
-        # the apply answer is the live object, status included; read it only if the apply was rejected
-        deployment = applied.get(("Deployment", names.deployment)) or await self.kube.get(
-            "Deployment", ns, names.deployment
-        )
+        # the apply answer is the live object, status included; read it only if the apply was rejected,
+        # and never judge (or probe through) a Deployment or Service that is someone else's
+        deployment = applied.get(("Deployment", names.deployment))
+        if deployment is None and ("Deployment", names.deployment) not in foreign:
+            deployment = await self.kube.get("Deployment", ns, names.deployment)
+        probe = probe and not foreign
         selector = ",".join(f"{k}={v}" for k, v in selector_labels(pipeline).items())
         pods = await self.kube.list("Pod", ns, selector)
         workload = observe_workload(deployment, pods, spec.replicas)
@@ -245,14 +247,16 @@ class Reconciler:
 
     async def _apply_all(
         self, pipeline: RerankPipeline, manifests: list[dict[str, Any]]
-    ) -> tuple[list[str], dict[tuple[str, str], dict[str, Any]]]:
+    ) -> tuple[list[str], dict[tuple[str, str], dict[str, Any]], set[tuple[str, str]]]:
         """Write the children; one that is rejected or not ours is reported (Stalled), a transient
         error retried.
 
-        Returns the problems and the live objects the apiserver answered with, by (kind, name).
+        Returns the problems, the live objects the apiserver answered with, by (kind, name), and the
+        (kind, name) of children that exist but are someone else's.
         """
         errors: list[str] = []
         applied: dict[tuple[str, str], dict[str, Any]] = {}
+        foreign: set[tuple[str, str]] = set()
         for manifest in manifests:
             kind, name = manifest["kind"], manifest["metadata"]["name"]
             try:
@@ -265,9 +269,10 @@ class Reconciler:
                 continue
             if problem is not None:
                 errors.append(problem)
+                foreign.add((kind, name))
             elif written is not None:
                 applied[kind, name] = written
-        return errors, applied
+        return errors, applied, foreign
 
     async def _write_child(
         self, pipeline: RerankPipeline, manifest: dict[str, Any], live: dict[str, Any] | None
