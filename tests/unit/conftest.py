@@ -63,6 +63,30 @@ FULL_SPEC: dict[str, Any] = {
         "shmSize": "4Gi",
     },
     "replicas": 3,
+    "autoscaling": {
+        "provider": "keda",
+        "minReplicas": 2,
+        "maxReplicas": 6,
+        "metric": {"name": "vllm:num_requests_running", "targetAverageValue": "24"},
+        "behavior": {
+            "scaleUp": {
+                "stabilizationWindowSeconds": 30,
+                "selectPolicy": "Max",
+                "policies": [{"type": "Pods", "value": 1, "periodSeconds": 60}],
+            },
+            "scaleDown": {
+                "stabilizationWindowSeconds": 900,
+                "selectPolicy": "Min",
+                "policies": [{"type": "Percent", "value": 50, "periodSeconds": 300}],
+            },
+        },
+        "keda": {
+            "serverAddress": "http://prometheus-operated.monitoring.svc:9090",
+            "query": 'sum(vllm:num_requests_running{namespace="search",model_name="qwen3-rerank"})',
+            "authenticationRef": {"name": "prometheus-auth", "kind": "ClusterTriggerAuthentication"},
+            "pollingIntervalSeconds": 15,
+        },
+    },
     "resources": {
         "gpus": 2,
         "gpuResourceName": "amd.com/gpu",
@@ -118,6 +142,9 @@ FULL_SPEC: dict[str, Any] = {
         "inputField": "text",
         "maxClientBatchSize": 64,
         "credential": "rerank_key",
+    },
+    "monitoring": {
+        "podMonitor": {"enabled": True, "interval": "15s", "labels": {"release": "kube-prometheus-stack"}}
     },
 }
 

@@ -1,5 +1,15 @@
 """Pydantic models of the RerankPipeline API: the single source of truth for the CRD and rendering."""
 
+from rerank_operator.models.autoscaling import (
+    AutoscalingMetric,
+    AutoscalingSpec,
+    KedaAuthenticationRef,
+    KedaSpec,
+    ScalingBehavior,
+    ScalingPolicy,
+    ScalingRules,
+)
+from rerank_operator.models.monitoring import MonitoringSpec, PodMonitorSpec
 from rerank_operator.models.pipeline import InvalidPipeline, ObjectMeta, RerankPipeline, format_errors
 from rerank_operator.models.spec import (
     DEFAULT_IMAGE,
@@ -19,8 +29,10 @@ from rerank_operator.models.spec import (
     Toleration,
 )
 from rerank_operator.models.status import (
+    AutoscalingStatus,
     Condition,
     LatencyStatus,
+    PodMonitorStatus,
     ProbeResultStatus,
     PublishedStatus,
     RerankPipelineStatus,
@@ -29,16 +41,24 @@ from rerank_operator.models.status import (
 __all__ = [
     "DEFAULT_IMAGE",
     "HF_CACHE_PATH",
+    "AutoscalingMetric",
+    "AutoscalingSpec",
+    "AutoscalingStatus",
     "CachePvcSpec",
     "ComputeResources",
     "Condition",
     "EngineSpec",
     "EnvVar",
     "InvalidPipeline",
+    "KedaAuthenticationRef",
+    "KedaSpec",
     "LatencyStatus",
     "ModelCacheSpec",
     "ModelSpec",
+    "MonitoringSpec",
     "ObjectMeta",
+    "PodMonitorSpec",
+    "PodMonitorStatus",
     "ProbeResultStatus",
     "ProbeSpec",
     "PublishSpec",
@@ -48,6 +68,9 @@ __all__ = [
     "RerankPipelineStatus",
     "ResourcesSpec",
     "RolloutSpec",
+    "ScalingBehavior",
+    "ScalingPolicy",
+    "ScalingRules",
     "SecretKeyRef",
     "Toleration",
     "format_errors",

@@ -42,6 +42,18 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
         "description": "Ready reranker pods.",
     },
     {
+        "name": "Desired",
+        "type": "integer",
+        "jsonPath": ".status.replicas",
+        "description": "Desired reranker pods (the Deployment's count, which an autoscaler may change).",
+    },
+    {
+        "name": "Autoscaler",
+        "type": "integer",
+        "jsonPath": ".status.autoscaling.desiredReplicas",
+        "description": "Pods the autoscaler asks for (empty without spec.autoscaling).",
+    },
+    {
         "name": "Endpoint",
         "type": "string",
         "jsonPath": ".status.endpoint",
@@ -80,10 +92,12 @@ def to_structural(schema: dict[str, Any], *, keep_defaults: bool = True) -> dict
         if "anyOf" in node:
             options = [o for o in node.pop("anyOf") if o.get("type") != "null"]
             if len(options) == 1:
+                # both halves are walked already: walking the merge again would see the properties'
+                # ``default: null`` gone and give nested optional objects a ``default: {}``
                 inner = walk(options[0])
                 inner.update(walk(node))
-                node = inner
-            elif node.get("x-kubernetes-int-or-string") or _is_int_or_string(options):
+                return inner
+            if node.get("x-kubernetes-int-or-string") or _is_int_or_string(options):
                 node["x-kubernetes-int-or-string"] = True
                 node["anyOf"] = [{"type": "integer"}, {"type": "string"}]
                 for o in options:  # hoist the string pattern: it applies only to strings

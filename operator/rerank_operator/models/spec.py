@@ -11,9 +11,12 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, WithJsonSchema, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from rerank_operator.models.autoscaling import AutoscalingSpec
 from rerank_operator.models.base import ApiModel, cel, with_cel
+from rerank_operator.models.monitoring import MonitoringSpec
+from rerank_operator.models.quantity import Quantity
 from rerank_operator.models.quirks import QUIRKS, cel_pattern, quirk_for
 
 # A pinned, known-good vLLM image: pooling runner, /rerank, /v2/rerank and /health.
@@ -28,34 +31,10 @@ DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS1123_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 SECRET_KEY = r"^[-._a-zA-Z0-9]+$"
 ENV_NAME = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
-QUANTITY = r"^([0-9]+(\.[0-9]*)?|\.[0-9]+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|[eE][0-9]+)?$"
 _PORT = r"([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
 # scheme://host[:port] and nothing else: Milvus replaces any path with /rerank.
 BASE_URL = rf"^https?://[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?(:{_PORT})?$"
 QUALIFIED_NAME = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
-
-
-def _check_quantity(value: int | str) -> int | str:
-    if isinstance(value, str) and not re.fullmatch(QUANTITY, value):
-        raise ValueError(f"{value!r} is not a Kubernetes quantity (e.g. 500m, 4, 16Gi)")
-    if isinstance(value, int) and value < 0:
-        raise ValueError("quantities must not be negative")
-    return value
-
-
-# A resource.Quantity: YAML users write both `cpu: 4` and `memory: 16Gi`.
-Quantity = Annotated[
-    int | str,
-    AfterValidator(_check_quantity),
-    WithJsonSchema(
-        {
-            "x-kubernetes-int-or-string": True,
-            "anyOf": [{"type": "integer"}, {"type": "string"}],
-            "pattern": QUANTITY,  # applies to strings only
-            "minimum": 0,  # applies to integers only: the apiserver rejects `cpu: -1` as pydantic does
-        }
-    ),
-]
 
 
 # ---------------------------------------------------------------------------------------- model
@@ -638,7 +617,18 @@ class RerankPipelineSpec(ApiModel):
 
     model: ModelSpec = Field(description="The reranker model to serve.")
     engine: EngineSpec = Field(default_factory=EngineSpec, description="The vLLM server.")
-    replicas: int = Field(default=1, ge=0, le=64, description="Number of reranker pods.")
+    replicas: int = Field(
+        default=1,
+        ge=0,
+        le=64,
+        description="Number of reranker pods. Ignored while spec.autoscaling is set (the autoscaler owns "
+        "the count); applied again when it is removed.",
+    )
+    autoscaling: AutoscalingSpec | None = Field(
+        default=None,
+        description="Let an autoscaler (HorizontalPodAutoscaler or KEDA) size the fleet on vLLM's load. "
+        "Without it, replicas applies.",
+    )
     resources: ResourcesSpec = Field(
         default_factory=ResourcesSpec, description="Per-pod GPU, CPU and memory."
     )
@@ -680,3 +670,6 @@ class RerankPipelineSpec(ApiModel):
     )
     probe: ProbeSpec = Field(default_factory=ProbeSpec, description="The canary rerank check.")
     publish: PublishSpec = Field(default_factory=PublishSpec, description="The published ranker config.")
+    monitoring: MonitoringSpec = Field(
+        default_factory=MonitoringSpec, description="How Prometheus scrapes the reranker pods' metrics."
+    )

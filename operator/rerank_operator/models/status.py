@@ -58,6 +58,34 @@ class PublishedStatus(ApiModel):
     time: str | None = Field(default=None, description="When the working config was last published.")
 
 
+class AutoscalingStatus(ApiModel):
+    """The autoscaler child and what it reports (spec.autoscaling)."""
+
+    provider: Literal["hpa", "keda"] = Field(description="hpa or keda.")
+    kind: str = Field(description="Kind of the autoscaler object (HorizontalPodAutoscaler, ScaledObject).")
+    name: str = Field(description="Name of the autoscaler object.")
+    metric: str = Field(description="The metric it scales on.")
+    min_replicas: int = Field(description="Fewest pods.")
+    max_replicas: int = Field(description="Most pods.")
+    current_replicas: int | None = Field(default=None, description="Pods the autoscaler last saw.")
+    desired_replicas: int | None = Field(default=None, description="Pods the autoscaler asks for.")
+    reason: str | None = Field(
+        default=None, description="The autoscaler's own reason when it cannot scale or compute its metric."
+    )
+    message: str | None = Field(default=None, max_length=4096, description="The autoscaler's own message.")
+
+
+class PodMonitorStatus(ApiModel):
+    """Whether the requested PodMonitor exists (spec.monitoring.podMonitor)."""
+
+    name: str = Field(description="Name of the PodMonitor.")
+    state: Literal["Applied", "NotInstalled", "Rejected"] = Field(
+        description="Applied; NotInstalled (no monitoring.coreos.com PodMonitor API in the cluster); "
+        "Rejected (the apiserver refused it)."
+    )
+    message: str = Field(default="", max_length=4096, description="Details.")
+
+
 class RerankPipelineStatus(ApiModel):
     """Observed state, written only by the operator."""
 
@@ -67,7 +95,10 @@ class RerankPipelineStatus(ApiModel):
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
         description="Ready, Progressing, Degraded, Stalled, Probed and Published conditions.",
     )
-    replicas: int | None = Field(default=None, description="Desired pods.")
+    replicas: int | None = Field(
+        default=None,
+        description="Desired pods: spec.replicas, or the Deployment's count while an autoscaler owns it.",
+    )
     ready_replicas: int | None = Field(default=None, description="Pods passing their readiness probe.")
     endpoint: str | None = Field(
         default=None, description="Endpoint Milvus calls (scheme://host:port, no path)."
@@ -78,3 +109,5 @@ class RerankPipelineStatus(ApiModel):
     consecutive_failures: int | None = Field(default=None, description="Canary failures in a row.")
     consecutive_successes: int | None = Field(default=None, description="Canary successes in a row.")
     published: PublishedStatus | None = Field(default=None, description="The published ranker config.")
+    autoscaling: AutoscalingStatus | None = Field(default=None, description="The autoscaler, when used.")
+    pod_monitor: PodMonitorStatus | None = Field(default=None, description="The PodMonitor, when asked for.")

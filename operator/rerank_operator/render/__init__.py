@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from rerank_operator.models import RerankPipeline
+from rerank_operator.render.autoscaling import render_autoscaler
+from rerank_operator.render.monitoring import render_pod_monitor
 from rerank_operator.render.naming import ChildNames, child_names, labels, owner_reference, selector_labels
 from rerank_operator.render.vllm_args import serve_args, serve_command
 from rerank_operator.render.workload import (
@@ -25,6 +27,8 @@ def render_workload(pipeline: RerankPipeline) -> list[dict[str, Any]]:
         render_deployment(pipeline),
         render_service(pipeline),
         render_disruption_budget(pipeline),
+        render_autoscaler(pipeline),
+        render_pod_monitor(pipeline),
     ]
     return [m for m in out if m is not None]
 
@@ -35,10 +39,12 @@ __all__ = [
     "config_hash",
     "labels",
     "owner_reference",
+    "render_autoscaler",
     "render_cache_pvc",
     "render_chat_template",
     "render_deployment",
     "render_disruption_budget",
+    "render_pod_monitor",
     "render_service",
     "render_workload",
     "selector_labels",

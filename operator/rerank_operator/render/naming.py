@@ -26,6 +26,8 @@ class ChildNames:
     cache_pvc: str
     chat_template: str
     published: str
+    autoscaler: str
+    pod_monitor: str
 
 
 def child_names(pipeline: RerankPipeline) -> ChildNames:
@@ -41,6 +43,8 @@ def child_names(pipeline: RerankPipeline) -> ChildNames:
         cache_pvc=f"{name}-model-cache",
         chat_template=f"{name}-chat-template",
         published=published_name(name, pipeline.spec.publish.config_map_name),
+        autoscaler=f"{name}-reranker",
+        pod_monitor=f"{name}-reranker",
     )
 
 

@@ -175,12 +175,17 @@ def render_deployment(pipeline: RerankPipeline) -> dict[str, Any]:
         pod_spec["runtimeClassName"] = spec.runtime_class_name
     if spec.priority_class_name:
         pod_spec["priorityClassName"] = spec.priority_class_name
+    deployment_spec: dict[str, Any] = {}
+    if spec.autoscaling is None:
+        # Only while the operator owns scaling: with an autoscaler the count is its field, and leaving
+        # it out of our apply is what lets its writes stand (see reconcile.replicas for the handover).
+        deployment_spec["replicas"] = spec.replicas
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": meta,
         "spec": {
-            "replicas": spec.replicas,
+            **deployment_spec,
             "selector": {"matchLabels": selector_labels(pipeline)},
             # Surge (default): a rollout never takes the working reranker away first; with no spare
             # GPU the new pod waits Pending and the old one keeps serving. Replace trades that for

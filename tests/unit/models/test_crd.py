@@ -125,12 +125,14 @@ def test_names_group_version_scope() -> None:
 def test_printer_columns() -> None:
     columns = crd()["spec"]["versions"][0]["additionalPrinterColumns"]
     default_view = [c["name"].upper() for c in columns if c.get("priority", 0) == 0]
-    assert default_view == ["READY", "MODEL", "REPLICAS", "ENDPOINT", "AGE"]
+    assert default_view == ["READY", "MODEL", "REPLICAS", "DESIRED", "AUTOSCALER", "ENDPOINT", "AGE"]
     by_name = {c["name"].upper(): c for c in columns}
     assert by_name["READY"]["jsonPath"] == '.status.conditions[?(@.type=="Ready")].status'
     assert by_name["MODEL"]["jsonPath"] == ".spec.model.name"
     assert by_name["REPLICAS"]["jsonPath"] == ".status.readyReplicas"
     assert by_name["REPLICAS"]["type"] == "integer"
+    assert by_name["DESIRED"]["jsonPath"] == ".status.replicas"
+    assert by_name["AUTOSCALER"]["jsonPath"] == ".status.autoscaling.desiredReplicas"
     assert by_name["ENDPOINT"]["jsonPath"] == ".status.endpoint"
     assert by_name["AGE"] == {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
 
@@ -445,6 +447,19 @@ def test_full_spec_and_status_survive_pruning(make_body: MakeBody, full_spec: di
                 "liteFunctionJson": "{}",
                 "time": "t",
             },
+            "autoscaling": {
+                "provider": "keda",
+                "kind": "ScaledObject",
+                "name": "n",
+                "metric": "vllm:num_requests_waiting",
+                "minReplicas": 1,
+                "maxReplicas": 3,
+                "currentReplicas": 2,
+                "desiredReplicas": 3,
+                "reason": "ScaledObjectCheckFailed",
+                "message": "m",
+            },
+            "podMonitor": {"name": "n", "state": "Applied", "message": ""},
         }
     ).to_api()
     body = make_body(**full_spec)
@@ -499,6 +514,21 @@ SCHEMA_BOUNDS: list[dict[str, Any]] = [
     {"publish": {"namespaces": ["apps", "apps"]}},
     {"publish": {"maxClientBatchSize": 0}},
     {"publish": {"inputField": "1doc"}},
+    {"autoscaling": {"minReplicas": 1}},  # maxReplicas is required
+    {"autoscaling": {"maxReplicas": 65}},
+    {"autoscaling": {"maxReplicas": 2, "provider": "kpa"}},
+    {"autoscaling": {"maxReplicas": 2, "metric": {"name": "vllm num requests"}}},
+    {"autoscaling": {"maxReplicas": 2, "metric": {"targetAverageValue": "lots"}}},
+    {"autoscaling": {"maxReplicas": 2, "behavior": {"scaleUp": {"stabilizationWindowSeconds": 3601}}}},
+    {"autoscaling": {"maxReplicas": 2, "behavior": {"scaleDown": {"selectPolicy": "Sometimes"}}}},
+    {
+        "autoscaling": {
+            "maxReplicas": 2,
+            "behavior": {"scaleDown": {"policies": [{"type": "Pods", "value": 0, "periodSeconds": 60}]}},
+        }
+    },
+    {"autoscaling": {"maxReplicas": 2, "provider": "keda", "keda": {"serverAddress": "prometheus:9090"}}},
+    {"monitoring": {"podMonitor": {"interval": "30 seconds"}}},
 ]
 
 
@@ -574,6 +604,33 @@ CEL_CASES: list[tuple[str, dict[str, Any], str]] = [
     ("endpoint-svc", {"publish": {"endpoint": "http://api.other.svc:80"}}, "outside the cluster"),
     ("endpoint-svc-fqdn", {"publish": {"endpoint": "http://a.b.svc.cluster.local"}}, "outside the cluster"),
     ("endpoint-bare-name", {"publish": {"endpoint": "https://milvus:443"}}, "outside the cluster"),
+    ("autoscaling-min-zero", {"autoscaling": {"minReplicas": 0, "maxReplicas": 2}}, "fails searches"),
+    ("autoscaling-min-negative", {"autoscaling": {"minReplicas": -1, "maxReplicas": 2}}, "at least 1"),
+    (
+        "autoscaling-max-below-min",
+        {"autoscaling": {"minReplicas": 3, "maxReplicas": 2}},
+        "at least minReplicas",
+    ),
+    (
+        "keda-without-block",
+        {"autoscaling": {"maxReplicas": 2, "provider": "keda"}},
+        "needs keda.serverAddress",
+    ),
+    (
+        "keda-without-server",
+        {"autoscaling": {"maxReplicas": 2, "provider": "keda", "keda": {"query": "sum(up)"}}},
+        "needs keda.serverAddress",
+    ),
+    (
+        "keda-block-with-hpa",
+        {"autoscaling": {"maxReplicas": 2, "keda": {"serverAddress": "http://prom:9090"}}},
+        "only used with provider: keda",
+    ),
+    (
+        "raw-metric-without-target",
+        {"autoscaling": {"maxReplicas": 2, "metric": {"name": "my_queue_depth"}}},
+        "targetAverageValue is required",
+    ),
 ]
 
 
@@ -629,6 +686,8 @@ def test_cel_rules_are_where_expected() -> None:
         ".spec.probe",
         ".spec.publish",
         ".spec.tolerations[]",
+        ".spec.autoscaling",
+        ".spec.autoscaling.metric",
     }
     model_rules = [r["rule"] for r in node_at(".spec.model")["x-kubernetes-validations"]]
     needs_rules = sum(q.requires_chat_template + q.requires_trust_remote_code for q in QUIRKS)
@@ -652,6 +711,16 @@ def test_cel_rules_are_where_expected() -> None:
             ]
         },
         {"metadata": {"name": "a" * 52}},
+        {"autoscaling": {"maxReplicas": 1}},
+        {"autoscaling": {"minReplicas": 2, "maxReplicas": 2, "metric": {"name": "vllm:kv_cache_usage_perc"}}},
+        {"autoscaling": {"maxReplicas": 3, "metric": {"name": "my_queue", "targetAverageValue": "500m"}}},
+        {
+            "autoscaling": {
+                "maxReplicas": 3,
+                "provider": "keda",
+                "keda": {"serverAddress": "http://prom:9090"},
+            }
+        },
     ],
 )
 def test_the_fixed_cases_pass_both(make_body: MakeBody, overrides: dict[str, Any]) -> None:

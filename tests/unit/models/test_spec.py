@@ -149,7 +149,9 @@ def test_minimal_spec_to_api_is_the_full_defaulted_form() -> None:
         "rollout": {"strategy": "Surge"},
         "probe": api["probe"],  # checked below: its defaults are owned by the probe
         "publish": {"namespaces": [], "inputField": "document", "maxClientBatchSize": 32},
+        "monitoring": {"podMonitor": {"enabled": False, "interval": "30s", "labels": {}}},
     }
+    assert "autoscaling" not in api  # without it, spec.replicas applies
     assert api["probe"]["intervalSeconds"] == 30
     assert api["probe"]["failureThreshold"] == 3
     assert api["probe"]["successThreshold"] == 1

@@ -8,8 +8,10 @@ import pytest
 from pydantic import ValidationError
 
 from rerank_operator.models import (
+    AutoscalingStatus,
     Condition,
     LatencyStatus,
+    PodMonitorStatus,
     ProbeResultStatus,
     PublishedStatus,
     RerankPipelineStatus,
@@ -60,6 +62,19 @@ FULL_STATUS: dict[str, Any] = {
         "liteFunctionJson": '{"name": "demo_rerank"}\n',
         "time": "2025-06-01T12:00:00Z",
     },
+    "autoscaling": {
+        "provider": "hpa",
+        "kind": "HorizontalPodAutoscaler",
+        "name": "demo-reranker",
+        "metric": "vllm:num_requests_waiting",
+        "minReplicas": 1,
+        "maxReplicas": 4,
+        "currentReplicas": 2,
+        "desiredReplicas": 3,
+        "reason": "FailedGetPodsMetric",
+        "message": "the HPA was unable to compute the replica count",
+    },
+    "podMonitor": {"name": "demo-reranker", "state": "NotInstalled", "message": "no PodMonitor API"},
 }
 
 
@@ -89,6 +104,8 @@ def test_full_status_sets_every_field() -> None:
         (ProbeResultStatus, FULL_STATUS["lastProbe"]),
         (LatencyStatus, FULL_STATUS["latency"]),
         (PublishedStatus, FULL_STATUS["published"]),
+        (AutoscalingStatus, FULL_STATUS["autoscaling"]),
+        (PodMonitorStatus, FULL_STATUS["podMonitor"]),
     ):
         aliases = {info.alias or name for name, info in model.model_fields.items()}
         assert aliases == set(data), model.__name__
