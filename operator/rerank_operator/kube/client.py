@@ -151,6 +151,28 @@ class KubeApi:
                 raise
         return await self.create(manifest)
 
+    async def apply_field(self, manifest: dict[str, Any], *, field_manager: str) -> dict[str, Any]:
+        """Unforced server-side apply of a partial manifest (a few fields of an existing object) under
+        another field manager: a conflict with another manager's value is a 409, a missing object a 404,
+        never a takeover or a create."""
+        meta = manifest["metadata"]
+        path = object_path(manifest["kind"], meta["namespace"], meta["name"])
+        query = [("fieldManager", field_manager)]
+        return await self.request("PATCH", path, body=manifest, query=query, content_type=APPLY)
+
+    async def served_resources(self, group_version: str) -> set[str] | None:
+        """Resource names (plurals) the cluster serves in ``group_version`` (e.g. ``keda.sh/v1alpha1``),
+        or None when it serves no such API: how add-on CRDs are found without reading CRDs (which
+        needs cluster-wide rights). Discovery is readable by every authenticated user."""
+        prefix = "/api" if "/" not in group_version else "/apis"
+        try:
+            result = await self.request("GET", f"{prefix}/{group_version}")
+        except ApiError as exc:
+            if exc.status in (404, 503):  # 503: an aggregated API that is registered but down
+                return None
+            raise
+        return {str(r.get("name")) for r in result.get("resources") or [] if "/" not in str(r.get("name"))}
+
     async def _fold_update_entry(self, path: str, live: dict[str, Any]) -> None:
         """Turn our create-time ``Update`` managedFields entry into (part of) our ``Apply`` entry, as
         ``kubectl``'s client-side-to-server-side upgrade does; guarded by the resourceVersion seen."""

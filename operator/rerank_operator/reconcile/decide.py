@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rerank_operator.publish import AWAITING_FIRST_PROBE, PublishedConfig
+from rerank_operator.reconcile.autoscaler import AutoscalerState
 from rerank_operator.reconcile.conditions import Desired, merge_conditions
 from rerank_operator.reconcile.workload import WorkloadState
 
@@ -35,6 +36,9 @@ class Observation:
     apply_errors: list[str] = field(default_factory=list)
     publish_errors: list[str] = field(default_factory=list)
     published_time: str | None = None
+    # spec.autoscaling's autoscaler: the replica count is its to set (workload.desired follows it)
+    autoscaler: AutoscalerState | None = None
+    pod_monitor: dict[str, Any] | None = None  # status.podMonitor, when one is asked for
 
     @property
     def desired_replicas(self) -> int:
@@ -52,15 +56,49 @@ class Observation:
     @property
     def replicas_lost(self) -> bool:
         """This generation was rolled out and verified before, every pod runs its template, yet fewer
-        are ready than desired (a node drain, a crash): lost capacity, not a rollout."""
+        are ready than desired (a node drain, a crash): lost capacity, not a rollout. With an
+        autoscaler the count moves on its own: see ``scaling``."""
         w = self.workload
-        return self._generation_published and w.pods_current and w.ready < self.desired_replicas
+        return (
+            self.autoscaler is None
+            and self._generation_published
+            and w.pods_current
+            and w.ready < self.desired_replicas
+        )
+
+    @property
+    def scaling(self) -> bool:
+        """Autoscaled, this generation was verified before and no pod of an older template is left,
+        but the pods do not match the autoscaler's count yet: pods being added (loading, or Pending
+        for GPUs) or removed. Also right after a scale, before the Deployment controller has seen
+        it. A scale is not a rollout: the verified pods keep serving."""
+        w = self.workload
+        return (
+            self.autoscaler is not None
+            and self._generation_published
+            and w.template_current
+            and not w.rolled_out
+        )
+
+    @property
+    def short_of_replicas(self) -> bool:
+        """The verified generation runs with other than its desired pods, without a rollout."""
+        return self.replicas_lost or self.scaling
 
     @property
     def serving(self) -> bool:
         """What Ready=True means: the current generation answers its canary, so apps may use it,
-        even while it runs short of replicas (Degraded says so)."""
-        return self.verified or (self.replicas_lost and self.healthy and self.workload.serving)
+        even while it runs short of replicas (Degraded says so) or an autoscaler changes their number."""
+        return self.verified or (self.short_of_replicas and self.healthy and self.workload.serving)
+
+    @property
+    def scaled_to_zero_message(self) -> str:
+        if self.autoscaler is not None:
+            return (
+                "the Deployment is scaled to 0 (not by the autoscaler: its minReplicas is at least 1, "
+                "and it does not scale up from 0): nothing serves the endpoint"
+            )
+        return "spec.replicas is 0: nothing serves the endpoint"
 
     @property
     def _generation_published(self) -> bool:
@@ -77,19 +115,19 @@ def not_ready_reason(obs: Observation) -> tuple[str, str]:
     if obs.apply_errors:
         return "ApplyRejected", "; ".join(obs.apply_errors)
     if obs.desired_replicas == 0:
-        return SCALED_TO_ZERO, "spec.replicas is 0: nothing serves the endpoint"
+        return SCALED_TO_ZERO, obs.scaled_to_zero_message
     if w.failure_message:
         return "ContainerFailing", w.failure_message
     if w.pending_message and w.ready < obs.desired_replicas:
         return "PodsPending", w.pending_message
     if w.stuck_message and not w.rolled_out:
         return "ProgressDeadlineExceeded", f"{w.stuck_message}; {w.ready}/{obs.desired_replicas} pods ready"
-    if obs.replicas_lost and not w.serving:
+    if obs.short_of_replicas and not w.serving:
         return (
             "ReplicasUnavailable",
             f"{w.ready}/{obs.desired_replicas} pods ready; this generation served before",
         )
-    if not w.rolled_out and not obs.replicas_lost:
+    if not w.rolled_out and not obs.short_of_replicas:
         return ROLLING_OUT, f"{w.ready}/{obs.desired_replicas} pods ready, {w.updated} updated"
     # rolled out, or short of pods that still serve: the canary's own reason is the headline
     if obs.probed and not obs.healthy:
@@ -119,7 +157,7 @@ def desired_conditions(obs: Observation) -> list[Desired]:
     if obs.serving:
         latency = (obs.last_probe or {}).get("latencyMs")
         lat = f" in {latency:.0f} ms" if isinstance(latency, int | float) else ""
-        pods = f"; {w.ready}/{obs.desired_replicas} pods ready" if obs.replicas_lost else ""
+        pods = f"; {w.ready}/{obs.desired_replicas} pods ready" if obs.short_of_replicas else ""
         ready = Desired("Ready", "True", "Healthy", f"canary rerank passed{lat}; published to {where}{pods}")
     else:
         reason, message = not_ready_reason(obs)
@@ -143,6 +181,14 @@ def desired_conditions(obs: Observation) -> list[Desired]:
                 f"{w.ready}/{obs.desired_replicas} pods ready" + (f": {why}" if why else ""),
             )
         )
+    if obs.scaling and (w.pending_message or w.failure_message):
+        # pods loading for a scale-up are normal; pods that cannot start (no free GPU, a crash) are not
+        why = w.pending_message or w.failure_message
+        degraded_by.append(("ReplicasUnavailable", f"{w.ready}/{obs.desired_replicas} pods ready: {why}"))
+    scaler = obs.autoscaler
+    if scaler is not None and scaler.problem is not None:
+        reason, message = scaler.problem
+        degraded_by.append((reason, f"{scaler.kind} {scaler.name} cannot scale: {message}"))
     degraded_by += [("PublishFailed", e) for e in obs.publish_errors]
     degraded = (
         Desired("Degraded", "True", degraded_by[0][0], "; ".join(m for _, m in degraded_by))
@@ -198,7 +244,7 @@ def status_fields(obs: Observation) -> dict[str, Any]:
         published.update(obs.published.to_status())
         if obs.published_time:
             published["time"] = obs.published_time
-    return {
+    out: dict[str, Any] = {
         "replicas": obs.desired_replicas,
         "readyReplicas": obs.workload.ready,
         "endpoint": obs.endpoint,
@@ -209,6 +255,11 @@ def status_fields(obs: Observation) -> dict[str, Any]:
         "consecutiveSuccesses": obs.successes,
         "published": published,
     }
+    if obs.autoscaler is not None:
+        out["autoscaling"] = obs.autoscaler.to_status()
+    if obs.pod_monitor is not None:
+        out["podMonitor"] = obs.pod_monitor
+    return out
 
 
 def valid_status(obs: Observation, previous: dict[str, Any] | None, *, now: str) -> dict[str, Any]:

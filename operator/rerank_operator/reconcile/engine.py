@@ -19,6 +19,7 @@ import httpx
 from rerank_operator import metrics
 from rerank_operator.events import post_event
 from rerank_operator.kube import ApiError, KubeApi, utcnow
+from rerank_operator.kube.discovery import ApiDiscovery
 from rerank_operator.models import InvalidPipeline, RerankPipeline, RerankPipelineStatus
 from rerank_operator.models.grant import consent_hint, consenting_grant
 from rerank_operator.probe import DEFAULT_CANARY, Canary, HostResolver, ProbeTarget, probe_reranker
@@ -32,6 +33,14 @@ from rerank_operator.publish import (
     render_published_configmap,
 )
 from rerank_operator.publish.content import publish_namespaces
+from rerank_operator.reconcile.autoscaler import (
+    OPTIONAL_APIS,
+    AutoscalerState,
+    keda_hpa_name,
+    observe_autoscaler,
+    pod_monitor_status,
+    stale_children,
+)
 from rerank_operator.reconcile.conditions import find
 from rerank_operator.reconcile.decide import (
     EXPECTED_NOT_READY,
@@ -41,9 +50,12 @@ from rerank_operator.reconcile.decide import (
     valid_status,
 )
 from rerank_operator.reconcile.ownership import Claim, claim
+from rerank_operator.reconcile.replicas import HANDOVER_MANAGER, desired_replicas, handover_manifest
 from rerank_operator.reconcile.tracker import ProbeTracker
 from rerank_operator.reconcile.workload import WorkloadState, observe_workload
 from rerank_operator.render import child_names, render_workload, selector_labels
+from rerank_operator.render.autoscaling import HPA_KIND, KEDA_KIND
+from rerank_operator.render.monitoring import POD_MONITOR_KIND
 from rerank_operator.render.naming import published_name
 
 log = logging.getLogger(__name__)
@@ -85,6 +97,8 @@ class PipelineState:
     # While not settled, the daemon resyncs faster so rollouts are noticed promptly without watches.
     settled: bool = False
     probe_interval_seconds: float = 30.0  # from the last valid spec, for the daemon's schedule
+    # an autoscaler left from before this process started (status lost) was looked for
+    leftovers_checked: bool = False
 
     def probe_due(self, now: float) -> bool:
         """Interval-based part of the schedule; ``Reconciler`` adds rollout-driven checks."""
@@ -110,6 +124,7 @@ class Reconciler:
         self.resolver = resolver if resolver is not None else HostResolver.from_env()
         self.destinations = destinations if destinations is not None else DestinationPolicy.from_env()
         self._http: httpx.AsyncClient | None = None
+        self.discovery = ApiDiscovery(kube)
 
     def _http_client(self) -> httpx.AsyncClient:
         """One client for every canary (building one loads the CA bundle: ~50 ms on the event loop).
@@ -179,7 +194,9 @@ class Reconciler:
 
         desired = initial_config(pipeline, self.config.cluster_domain)  # what this spec would publish
         state.probe_interval_seconds = spec.probe.interval_seconds
-        apply_errors, applied, foreign = await self._apply_all(pipeline, render_workload(pipeline))
+        manifests, not_installed = await self._installed(render_workload(pipeline))
+        apply_errors, applied, foreign = await self._apply_all(pipeline, manifests)
+        await self._remove_stale_children(pipeline, state)
 
         # the apply answer is the live object, status included; read it only if the apply was rejected,
         # and never judge (or probe through) a Deployment or Service that is someone else's
@@ -189,7 +206,8 @@ class Reconciler:
         probe = probe and not foreign
         selector = ",".join(f"{k}={v}" for k, v in selector_labels(pipeline).items())
         pods = await self.kube.list("Pod", ns, selector)
-        workload = observe_workload(deployment, pods, spec.replicas)
+        workload = observe_workload(deployment, pods, desired_replicas(pipeline, deployment))
+        autoscaler = await self._observe_autoscaler(pipeline, applied, not_installed)
 
         tracker = state.tracker
         verdict_ok = False
@@ -215,8 +233,8 @@ class Reconciler:
         if state.published is None or state.published.endpoint == desired.endpoint:
             state.published_tracker = None
         published_health = state.published_tracker or tracker
-        published_ready = published_health.healthy and spec.replicas > 0 and state.published is not None
-        reason = self._not_ready_reason(spec.replicas, published_health, state)
+        published_ready = published_health.healthy and workload.desired > 0 and state.published is not None
+        reason = self._not_ready_reason(workload.desired, published_health, state)
         config = (state.published or desired).marked(ready=published_ready, reason=reason)
         child_errors, publish_errors = await self._publish(raw, pipeline, config, state)
         apply_errors += child_errors
@@ -239,6 +257,8 @@ class Reconciler:
             apply_errors=apply_errors,
             publish_errors=publish_errors,
             published_time=state.published_time,
+            autoscaler=autoscaler,
+            pod_monitor=pod_monitor_status(pipeline, not_installed=POD_MONITOR_KIND in not_installed),
         )
         status = valid_status(obs, state.status, now=utcnow())
         metrics.PIPELINE_READY.labels(ns, pipeline.name).set(1 if obs.serving else 0)
@@ -261,6 +281,8 @@ class Reconciler:
             kind, name = manifest["kind"], manifest["metadata"]["name"]
             try:
                 live = await self.kube.get(kind, pipeline.namespace, name)
+                if kind == "Deployment" and live is not None and self._claim(pipeline, live).ours:
+                    live = await self._hand_over_replicas(pipeline, live)
                 written, problem = await self._write_child(pipeline, manifest, live)
             except ApiError as exc:
                 if exc.transient:
@@ -273,6 +295,84 @@ class Reconciler:
             elif written is not None:
                 applied[kind, name] = written
         return errors, applied, foreign
+
+    async def _installed(self, manifests: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], set[str]]:
+        """Drop children whose API the cluster does not serve (KEDA, prometheus-operator not installed):
+        applying them could only fail. Returns what to apply and the kinds left out."""
+        out, missing = [], set()
+        for manifest in manifests:
+            api = OPTIONAL_APIS.get(manifest["kind"])
+            if api is not None and not await self.discovery.serves(*api):
+                missing.add(manifest["kind"])
+                continue
+            out.append(manifest)
+        return out, missing
+
+    async def _hand_over_replicas(self, pipeline: RerankPipeline, live: dict[str, Any]) -> dict[str, Any]:
+        """Before an apply of our Deployment that leaves ``spec.replicas`` out, make sure the apiserver
+        keeps the count (``reconcile.replicas``). Returns the Deployment as it is now."""
+        manifest = handover_manifest(pipeline, live)
+        if manifest is None:
+            return live
+        # not forced, never a create: on any surprise the pass fails before the count could go
+        answer = await self.kube.apply_field(manifest, field_manager=HANDOVER_MANAGER)
+        log.info(
+            "%s/%s: spec.replicas (%s) handed over to the autoscaler",
+            pipeline.namespace,
+            pipeline.name,
+            manifest["spec"]["replicas"],
+        )
+        return answer
+
+    async def _remove_stale_children(self, pipeline: RerankPipeline, state: PipelineState) -> None:
+        """Delete an autoscaler or PodMonitor the spec no longer asks for (an HPA left behind would
+        fight the operator over the replica count). Found from what status recorded, plus, once per
+        process, the HPA's name in case status was lost."""
+        stale = stale_children(pipeline, state.status)
+        if not state.leftovers_checked and pipeline.spec.autoscaling is None:
+            stale.append((HPA_KIND, child_names(pipeline).autoscaler))
+        for kind, name in dict.fromkeys(stale):
+            await self._delete_child(pipeline, kind, name)
+        state.leftovers_checked = True
+
+    async def _delete_child(self, pipeline: RerankPipeline, kind: str, name: str) -> None:
+        """Delete a child only if it provably is this pipeline's, and only that very object (UID
+        precondition); anything else with the name is left alone."""
+        live = await self.kube.get(kind, pipeline.namespace, name)
+        if live is None:
+            return
+        if not pipeline.metadata.uid or not self._claim(pipeline, live).ours:
+            log.warning("%s %s/%s is not this pipeline's: left alone", kind, pipeline.namespace, name)
+            return
+        try:
+            await self.kube.delete(
+                kind, pipeline.namespace, name, uid=(live.get("metadata") or {}).get("uid")
+            )
+        except ApiError as exc:
+            if exc.status != 409:  # 409: replaced by someone else since it was read
+                raise
+            return
+        log.info("deleted %s %s/%s: the spec no longer asks for it", kind, pipeline.namespace, name)
+
+    async def _observe_autoscaler(
+        self,
+        pipeline: RerankPipeline,
+        applied: dict[tuple[str, str], dict[str, Any]],
+        not_installed: set[str],
+    ) -> AutoscalerState | None:
+        """The autoscaler's state from its apply answer (status included); for KEDA also the HPA it
+        manages, which carries the desired count."""
+        spec = pipeline.spec.autoscaling
+        if spec is None:
+            return None
+        name = child_names(pipeline).autoscaler
+        kind = KEDA_KIND if spec.provider == "keda" else HPA_KIND
+        live = applied.get((kind, name))
+        keda_hpa = None
+        hpa_name = keda_hpa_name(live) if kind == KEDA_KIND else None
+        if hpa_name is not None:
+            keda_hpa = await self.kube.get(HPA_KIND, pipeline.namespace, hpa_name)
+        return observe_autoscaler(pipeline, live, keda_hpa=keda_hpa, not_installed=kind in not_installed)
 
     async def _write_child(
         self, pipeline: RerankPipeline, manifest: dict[str, Any], live: dict[str, Any] | None
@@ -353,7 +453,7 @@ class Reconciler:
     async def _api_key(self, pipeline: RerankPipeline, workload: WorkloadState) -> str | None:
         """The key from ``apiKeySecretRef``, read once per round and only when a request will be sent."""
         ref = pipeline.spec.api_key_secret_ref
-        if ref is None or pipeline.spec.replicas == 0 or not workload.serving:
+        if ref is None or workload.desired == 0 or not workload.serving:
             return None
         return await self.kube.read_secret_key(pipeline.namespace, ref.name, ref.key)
 
@@ -381,8 +481,9 @@ class Reconciler:
         self, pipeline: RerankPipeline, endpoint: str, workload: WorkloadState, api_key: str | None
     ) -> tuple[bool, str, str, float | None]:
         spec = pipeline.spec
-        if spec.replicas == 0:
-            return False, SCALED_TO_ZERO, "spec.replicas is 0", None
+        if workload.desired == 0:
+            where = "the Deployment is scaled to 0" if spec.autoscaling else "spec.replicas is 0"
+            return False, SCALED_TO_ZERO, where, None
         if not workload.serving:
             detail = workload.pending_message or workload.failure_message or "no pod is ready yet"
             return False, NO_READY_REPLICAS, detail, None

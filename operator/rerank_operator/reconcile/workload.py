@@ -19,6 +19,13 @@ class WorkloadState:
     failure_message: str | None = None
     # The Deployment controller gave up waiting (Progressing=False, ProgressDeadlineExceeded).
     stuck_message: str | None = None
+    # The Deployment's status counts no pod of an older template, whatever their number: with an
+    # autoscaler the count moves on its own, and a shortfall of current pods is a scale in progress,
+    # not a rollout.
+    template_current: bool = True
+    # The Deployment controller has seen the latest Deployment spec (observedGeneration). Right after
+    # a scale through the scale subresource it has not yet: the counts above are a moment old.
+    status_current: bool = True
 
     @property
     def serving(self) -> bool:
@@ -35,7 +42,12 @@ def observe_workload(
     """Summarise rollout progress; surface why pods wait (e.g. ``Insufficient nvidia.com/gpu``)."""
     if deployment is None:
         return WorkloadState(
-            desired=desired, ready=0, updated=0, pods_current=False, pending_message="Deployment not found"
+            desired=desired,
+            ready=0,
+            updated=0,
+            pods_current=False,
+            pending_message="Deployment not found",
+            template_current=False,
         )
     status = deployment.get("status") or {}
     meta = deployment.get("metadata") or {}
@@ -44,15 +56,19 @@ def observe_workload(
     total = int(status.get("replicas") or 0)
     observed = int(status.get("observedGeneration") or 0)
     generation = int(meta.get("generation") or 0)
+    status_current = observed >= generation
+    template_current = updated >= total
     return WorkloadState(
         desired=desired,
         ready=ready,
         updated=updated,
-        pods_current=observed >= generation and updated >= desired and total <= desired,
+        pods_current=status_current and template_current and updated >= desired and total <= desired,
+        template_current=template_current,
+        status_current=status_current,
         pending_message=_pending(pods),
         failure_message=_container_failure(pods),
         # a deadline of an older generation says nothing about the template just applied
-        stuck_message=_deadline_exceeded(status) if observed >= generation else None,
+        stuck_message=_deadline_exceeded(status) if status_current else None,
     )
 
 
