@@ -4,6 +4,7 @@ from typing import Any
 import pytest
 from status_support import observation
 
+from rerank_operator.reconcile.autoscaler import AutoscalerState
 from rerank_operator.reconcile.conditions import Desired
 from rerank_operator.reconcile.decide import (
     Observation,
@@ -228,3 +229,109 @@ def test_valid_status_carries_transition_times_over() -> None:
     first = valid_status(obs(), None, now="t0")
     again = valid_status(obs(), first, now="t1")
     assert again == first
+
+
+# ------------------------------------------------------------------------------ autoscaled pipelines
+def scaler(**kw: Any) -> AutoscalerState:
+    base = AutoscalerState(
+        provider="hpa",
+        kind="HorizontalPodAutoscaler",
+        name="x-reranker",
+        metric="vllm:num_requests_waiting",
+        min_replicas=1,
+        max_replicas=4,
+        current_replicas=2,
+        desired_replicas=2,
+    )
+    return replace(base, **kw)
+
+
+def scaled(workload: WorkloadState, **kw: Any) -> Observation:
+    return obs(workload=workload, autoscaler=scaler(), **kw)
+
+
+def test_autoscaled_and_settled_is_ready() -> None:
+    o = scaled(WorkloadState(2, 2, 2, True))
+    c = by_type(desired_conditions(o))
+    assert c["Ready"].status == "True" and c["Ready"].reason == "Healthy"
+    assert c["Degraded"].status == "False"
+    fields = status_fields(o)
+    assert fields["replicas"] == 2
+    assert fields["autoscaling"]["desiredReplicas"] == 2
+    assert fields["autoscaling"]["kind"] == "HorizontalPodAutoscaler"
+
+
+@pytest.mark.parametrize(
+    "workload",
+    [
+        WorkloadState(4, 2, 2, False),  # scaled up 2 -> 4: the ReplicaSet has not made the pods yet
+        WorkloadState(4, 2, 4, False),  # the new pods exist and load their model
+        WorkloadState(2, 2, 4, False),  # scaled down 4 -> 2: two pods still terminating
+        WorkloadState(4, 2, 2, False, status_current=False),  # the Deployment controller has not seen it
+    ],
+    ids=["scale-up-requested", "scale-up-loading", "scale-down", "status-a-moment-old"],
+)
+def test_a_scale_is_not_a_rollout(workload: WorkloadState) -> None:
+    """Ready, Progressing and Degraded stay as they were while an autoscaler changes the count: the
+    verified pods keep serving and Argo CD / Flux see nothing to wait for."""
+    c = by_type(desired_conditions(scaled(workload)))
+    assert c["Ready"].status == "True", c["Ready"]
+    assert f"{workload.ready}/{workload.desired} pods ready" in c["Ready"].message
+    assert c["Progressing"].status == "False" and c["Reconciling"].status == "False"
+    assert c["Degraded"].status == "False", c["Degraded"]
+    assert c["Stalled"].status == "False"
+
+
+def test_the_same_shortfall_without_an_autoscaler_is_lost_capacity() -> None:
+    c = by_type(desired_conditions(obs(workload=WorkloadState(4, 2, 4, True))))
+    assert c["Ready"].status == "True"
+    assert c["Degraded"].status == "True" and c["Degraded"].reason == "ReplicasUnavailable"
+
+
+def test_scale_up_without_free_gpus_is_degraded_with_the_schedulers_message() -> None:
+    pending = "pod x-reranker-abc Unschedulable: 0/3 nodes are available: 3 Insufficient nvidia.com/gpu"
+    c = by_type(desired_conditions(scaled(WorkloadState(4, 2, 4, False, pending_message=pending))))
+    assert c["Ready"].status == "True"  # two pods still serve
+    assert c["Degraded"].status == "True" and c["Degraded"].reason == "ReplicasUnavailable"
+    assert "2/4 pods ready" in c["Degraded"].message
+    assert "Insufficient nvidia.com/gpu" in c["Degraded"].message
+
+
+def test_autoscaler_problem_is_degraded_with_its_own_reason() -> None:
+    message = "the HPA was unable to compute the replica count: no custom metrics API registered"
+    o = obs(
+        workload=WorkloadState(1, 1, 1, True), autoscaler=scaler(problem=("FailedGetPodsMetric", message))
+    )
+    c = by_type(desired_conditions(o))
+    assert c["Ready"].status == "True"  # it serves, at a fixed size
+    assert c["Degraded"].status == "True" and c["Degraded"].reason == "FailedGetPodsMetric"
+    assert "HorizontalPodAutoscaler x-reranker cannot scale" in c["Degraded"].message
+    assert message in c["Degraded"].message
+    assert status_fields(o)["autoscaling"]["reason"] == "FailedGetPodsMetric"
+
+
+def test_a_rollout_of_an_autoscaled_pipeline_is_still_a_rollout() -> None:
+    """A new generation (or old-template pods left) is verified as before, at the live count."""
+    c = by_type(desired_conditions(scaled(WorkloadState(3, 1, 1, False, template_current=False))))
+    assert c["Ready"].status == "False" and c["Ready"].reason == "RollingOut"
+    c = by_type(desired_conditions(scaled(WorkloadState(3, 3, 3, True), generation=3)))
+    assert c["Ready"].status == "False" and c["Ready"].reason == "AwaitingFirstProbe"
+
+
+def test_autoscaled_with_no_pod_ready_is_not_serving() -> None:
+    c = by_type(desired_conditions(scaled(WorkloadState(2, 0, 2, False))))
+    assert c["Ready"].status == "False" and c["Ready"].reason == "ReplicasUnavailable"
+
+
+def test_autoscaled_deployment_scaled_to_zero_by_hand() -> None:
+    c = by_type(desired_conditions(scaled(WorkloadState(0, 0, 0, True))))
+    assert c["Ready"].status == "False" and c["Ready"].reason == "ScaledToZero"
+    assert "the Deployment is scaled to 0" in c["Ready"].message
+    assert "spec.replicas" not in c["Ready"].message
+
+
+def test_pod_monitor_status_is_written() -> None:
+    monitor = {"name": "x-reranker", "state": "NotInstalled", "message": "no PodMonitor API"}
+    assert status_fields(obs(pod_monitor=monitor))["podMonitor"] == monitor
+    assert "podMonitor" not in status_fields(obs())
+    assert "autoscaling" not in status_fields(obs())

@@ -120,3 +120,16 @@ def test_deadline_of_an_older_generation_is_ignored() -> None:
         {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded", "message": "old"}
     ]
     assert observe_workload(dep, [], 1).stuck_message is None
+
+
+def test_template_and_status_currency() -> None:
+    """What tells a scale (all pods on the current template, the count moving) from a rollout."""
+    scaling_up = observe_workload(deployment(2, 2, 2), [], 4)
+    assert scaling_up.template_current and scaling_up.status_current
+    assert not scaling_up.pods_current and not scaling_up.rolled_out
+    rolling = observe_workload(deployment(2, 1, 3), [], 2)  # one new pod, two old ones
+    assert not rolling.template_current and not rolling.pods_current
+    just_scaled = observe_workload(deployment(2, 2, 2, observed=3, generation=4), [], 4)
+    assert not just_scaled.status_current and just_scaled.template_current  # as of the last status
+    assert not just_scaled.pods_current
+    assert not observe_workload(None, [], 1).template_current
