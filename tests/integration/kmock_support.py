@@ -49,6 +49,7 @@ SERVICES = "v1/services"
 CONFIGMAPS = "v1/configmaps"
 PVCS = "v1/persistentvolumeclaims"
 PDBS = "policy/v1/poddisruptionbudgets"
+HPAS = "autoscaling/v2/horizontalpodautoscalers"
 PODS = "v1/pods"
 SECRETS = "v1/secrets"
 EVENTS = "v1/events"
@@ -70,6 +71,7 @@ _API_PREFIX = {
     CONFIGMAPS: "/api/v1",
     PVCS: "/api/v1",
     PODS: "/api/v1",
+    HPAS: "/apis/autoscaling/v2",
     SECRETS: "/api/v1",
     EVENTS: "/api/v1",
 }
