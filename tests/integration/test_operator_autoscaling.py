@@ -165,7 +165,11 @@ async def test_an_hpa_that_is_not_ours_is_left_alone(start_operator: Any) -> Non
         },
     }
     await h.create(HPAS, theirs)
-    await h.restart_operator()  # a new process looks for leftovers once
-    await consistently(
-        lambda: hpa(h) is not None or (_ for _ in ()).throw(AssertionError("deleted")), duration=3
-    )
+    await h.restart_operator()  # a new process looks for an autoscaler left behind, once
+    await eventually(lambda: h.requests("GET", HPAS, "rr-reranker"), within=10, message="the leftover check")
+
+    def still_there() -> None:
+        assert hpa(h) is not None, "someone else's HPA was deleted"
+
+    await consistently(still_there, duration=2)
+    assert not h.requests("DELETE", HPAS, "rr-reranker")
