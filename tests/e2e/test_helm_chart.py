@@ -58,6 +58,7 @@ EXPECTED_RULES = {
     "/services": {"get", "create", "patch"},
     "/persistentvolumeclaims": {"get", "create", "patch"},
     "policy/poddisruptionbudgets": {"get", "create", "patch"},
+    "autoscaling/horizontalpodautoscalers": {"get", "create", "patch", "delete"},
     "/configmaps": {"get", "create", "patch", "delete"},
     "rerank.dev/rerankpublishgrants": {"list"},
     "/pods": {"list"},
@@ -103,6 +104,12 @@ def check_aggregated_roles(objs: list[dict[str, Any]]) -> None:
         }
         assert aggregated == targets, name
         assert rules_of(roles[name]) == rules, name
+
+# granted with rbac.keda / rbac.podMonitors (off by default)
+ADDON_RULES = {
+    "keda.sh/scaledobjects": {"get", "create", "patch", "delete"},
+    "monitoring.coreos.com/podmonitors": {"get", "create", "patch", "delete"},
+}
 
 
 # ------------------------------------------------------------------------------------------ offline
@@ -189,6 +196,23 @@ def test_template_clusterwide(helm: Helm) -> None:
     ]
     pod_labels = spec["template"]["metadata"]["labels"]
     assert service["spec"]["selector"].items() <= pod_labels.items()
+
+
+@pytest.mark.parametrize(
+    ("set_args", "extra"),
+    [
+        (["--set", "rbac.keda=true"], {"keda.sh/scaledobjects"}),
+        (["--set", "rbac.podMonitors=true"], {"monitoring.coreos.com/podmonitors"}),
+        (["--set", "rbac.keda=true", "--set", "rbac.podMonitors=true"], set(ADDON_RULES)),
+    ],
+)
+def test_template_addon_rules(helm: Helm, set_args: list[str], extra: set[str]) -> None:
+    objs = docs(render(helm, *set_args))
+    (role,) = [r for r in by_kind(objs, "ClusterRole") if r["metadata"]["name"] not in AGGREGATED]
+    assert rules_of(role) == EXPECTED_RULES | {k: ADDON_RULES[k] for k in extra}
+    namespaced = docs(render(helm, *set_args, *namespaced_values(["search"], [])))
+    (role,) = by_kind(namespaced, "Role")
+    assert rules_of(role) == EXPECTED_RULES | {k: ADDON_RULES[k] for k in extra}
 
 
 def test_template_namespaced(helm: Helm) -> None:
@@ -323,6 +347,10 @@ ALLOWED = [
     ("get", "poddisruptionbudgets.policy"),
     ("create", "poddisruptionbudgets.policy"),
     ("patch", "poddisruptionbudgets.policy"),
+    ("get", "horizontalpodautoscalers.autoscaling"),
+    ("create", "horizontalpodautoscalers.autoscaling"),
+    ("patch", "horizontalpodautoscalers.autoscaling"),
+    ("delete", "horizontalpodautoscalers.autoscaling"),
     ("list", "pods"),
     ("get", "configmaps"),
     ("create", "configmaps"),
@@ -341,6 +369,11 @@ DENIED = [
     ("delete", "persistentvolumeclaims"),
     ("delete", "poddisruptionbudgets.policy"),
     ("update", "deployments.apps"),
+    ("update", "horizontalpodautoscalers.autoscaling"),
+    ("update", "deployments.apps", "--subresource=scale"),  # the autoscaler scales, never the operator
+    ("patch", "deployments.apps", "--subresource=scale"),
+    ("create", "scaledobjects.keda.sh"),  # add-ons only with rbac.keda / rbac.podMonitors
+    ("create", "podmonitors.monitoring.coreos.com"),
     ("delete", "rerankpipelines.rerank.dev"),
     ("create", "rerankpipelines.rerank.dev"),
     ("update", "rerankpipelines.rerank.dev"),
@@ -423,5 +456,31 @@ def test_rbac_namespaced_as_the_service_account(
         assert not _can_i(cluster, sa, "list", "rerankpipelines.rerank.dev", "--all-namespaces")
         for check in CLUSTER_DENIED:
             assert not _can_i(cluster, sa, *check), f"must be denied: {check}"
+    finally:
+        _delete(cluster, text)
+
+
+def test_rbac_addons_as_the_service_account(helm: Helm, cluster: ClusterClient, namespace: str) -> None:
+    """rbac.keda / rbac.podMonitors grant exactly the add-on children, nothing around them."""
+    release = f"rbac-{uuid.uuid4().hex[:6]}"
+    text = _apply_rbac(
+        helm, cluster, release, namespace, "--set", "rbac.keda=true", "--set", "rbac.podMonitors=true"
+    )
+    sa = f"system:serviceaccount:{namespace}:{release}-rerank-operator"
+    try:
+        cluster.wait_for(
+            lambda: _can_i(cluster, sa, "create", "scaledobjects.keda.sh", "-n", namespace),
+            timeout=30,
+            what="RBAC to take effect",
+        )
+        for resource in ("scaledobjects.keda.sh", "podmonitors.monitoring.coreos.com"):
+            for verb in ("get", "create", "patch", "delete"):
+                assert _can_i(cluster, sa, verb, resource, "-n", namespace), (verb, resource)
+            for verb in ("list", "watch", "update"):
+                assert not _can_i(cluster, sa, verb, resource, "-n", namespace), (verb, resource)
+        for check in [("create", "scaledjobs.keda.sh"), ("create", "triggerauthentications.keda.sh"),
+                      ("create", "servicemonitors.monitoring.coreos.com"),
+                      ("create", "prometheusrules.monitoring.coreos.com")]:  # fmt: skip
+            assert not _can_i(cluster, sa, *check, "-n", namespace), check
     finally:
         _delete(cluster, text)

@@ -89,6 +89,24 @@ see the chart README ("RBAC") for one line of justification per rule.
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
   verbs: ["get", "create", "patch"]
+# spec.autoscaling (provider hpa): the HorizontalPodAutoscaler, likewise; get also reads the one KEDA
+# manages (its desired count); delete removes the pipeline's own when autoscaling is removed (a
+# left-over HPA would fight the operator over the replica count).
+- apiGroups: ["autoscaling"]
+  resources: ["horizontalpodautoscalers"]
+  verbs: ["get", "create", "patch", "delete"]
+{{- if .Values.rbac.keda }}
+# spec.autoscaling.provider keda: the KEDA ScaledObject, same verbs and reasons as the HPA.
+- apiGroups: ["keda.sh"]
+  resources: ["scaledobjects"]
+  verbs: ["get", "create", "patch", "delete"]
+{{- end }}
+{{- if .Values.rbac.podMonitors }}
+# spec.monitoring.podMonitor: the prometheus-operator PodMonitor, likewise; delete when switched off.
+- apiGroups: ["monitoring.coreos.com"]
+  resources: ["podmonitors"]
+  verbs: ["get", "create", "patch", "delete"]
+{{- end }}
 {{ include "rerank-operator.publishRules" . }}
 # Why pods wait or fail (Unschedulable, CrashLoopBackOff), by label selector.
 - apiGroups: [""]

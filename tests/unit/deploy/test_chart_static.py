@@ -69,6 +69,8 @@ def test_values_defaults() -> None:
     assert v["liveness"]["port"] == 8080
     assert v["metrics"]["serviceMonitor"]["enabled"] is False
     assert v["clusterDomain"] == "cluster.local"
+    # add-on children are granted only when asked for: least privilege by default
+    assert v["rbac"] == {"create": True, "keda": False, "podMonitors": False}
 
 
 # ------------------------------------------------------------------------------ values.schema.json
