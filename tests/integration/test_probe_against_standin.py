@@ -362,3 +362,19 @@ def test_milvus_lite_reranks_through_the_standin(standin_factory: Factory, tmp_p
     assert req.path == "/v2/rerank"
     assert req.header("authorization") == "Bearer unused"
     assert req.json()["model"] == "rr-bge"
+
+
+async def test_standin_reports_a_queue_when_told_to(standin: StandinServer) -> None:
+    """The vLLM queue gauge an autoscaler reads: 0 at rest, what the admin route sets otherwise."""
+    metric = f'vllm:num_requests_waiting{{model_name="{DEFAULT_MODEL}"}}'
+    async with httpx.AsyncClient(base_url=standin.url, trust_env=False) as c:
+        assert f"{metric} 0\n" in (await c.get("/metrics")).text
+        answer = await c.post("/__standin/queue", json={"waiting": 7})
+        assert answer.status_code == 200 and answer.json() == {"waiting": 7}
+        assert f"{metric} 7\n" in (await c.get("/metrics")).text
+        for bad in ({"waiting": -1}, {"waiting": "7"}, {"waiting": True}, [7]):
+            refused = await c.post("/__standin/queue", json=bad)
+            assert refused.status_code == 400, bad
+        assert f"{metric} 7\n" in (await c.get("/metrics")).text
+    standin.metrics.set_waiting(0)
+    assert standin.metrics.waiting == 0

@@ -17,6 +17,9 @@ class Metrics:
         self._model = served_model
         self._lock = threading.Lock()
         self._running = 0
+        # Requests "waiting" in the engine's queue: the stand-in answers every request at once, so a
+        # queue exists only when a test or demo sets one (set_waiting), e.g. to drive an autoscaler.
+        self._waiting = 0
         self._success = 0
         self._latency_sum = 0.0
         self._latency_count = 0
@@ -26,6 +29,17 @@ class Metrics:
     def started(self) -> None:
         with self._lock:
             self._running += 1
+
+    def set_waiting(self, waiting: int) -> None:
+        if waiting < 0:
+            raise ValueError("waiting must not be negative")
+        with self._lock:
+            self._waiting = waiting
+
+    @property
+    def waiting(self) -> int:
+        with self._lock:
+            return self._waiting
 
     def finished(self, route: str, status: int, seconds: float, tokens: int = 0) -> None:
         with self._lock:
@@ -46,7 +60,7 @@ class Metrics:
                 f"vllm:num_requests_running{{{m}}} {self._running}",
                 "# HELP vllm:num_requests_waiting Number of requests waiting to be processed.",
                 "# TYPE vllm:num_requests_waiting gauge",
-                f"vllm:num_requests_waiting{{{m}}} 0",
+                f"vllm:num_requests_waiting{{{m}}} {self._waiting}",
                 "# HELP vllm:kv_cache_usage_perc KV-cache usage. 1 means 100 percent usage.",
                 "# TYPE vllm:kv_cache_usage_perc gauge",
                 f"vllm:kv_cache_usage_perc{{{m}}} 0.0",

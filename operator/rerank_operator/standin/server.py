@@ -279,6 +279,17 @@ class _Handler(BaseHTTPRequestHandler):
                 self._json(400, {"error": str(exc)})
                 return
             self._json(200, owner.fault_payload())
+        elif path == f"{ADMIN_PREFIX}queue" and self.command in ("POST", "PUT"):
+            try:
+                spec = json.loads(body or b"{}")
+                waiting = spec.get("waiting") if isinstance(spec, dict) else None
+                if not isinstance(waiting, int) or isinstance(waiting, bool):
+                    raise ValueError('body must be {"waiting": <non-negative integer>}')
+                owner.metrics.set_waiting(waiting)
+            except ValueError as exc:
+                self._json(400, {"error": str(exc)})
+                return
+            self._json(200, {"waiting": owner.metrics.waiting})
         elif path == f"{ADMIN_PREFIX}requests" and self.command == "GET":
             self._json(200, [r.to_dict() for r in owner.request_log])
         elif path == f"{ADMIN_PREFIX}requests" and self.command == "DELETE":
