@@ -61,7 +61,8 @@ def quantity(value: float) -> str:
 
 
 class CustomMetricsServer:
-    """Serves ``metrics`` for the pods ``pods`` lists, with values scraped from ``source_url``."""
+    """Serves ``metrics`` for the pods ``pods`` lists in ``namespaces``, with values scraped from
+    ``source_url``."""
 
     def __init__(
         self,
@@ -69,6 +70,7 @@ class CustomMetricsServer:
         source_url: str,
         pods: PodLister,
         metrics: Sequence[str],
+        namespaces: Sequence[str],
         cert_file: Path,
         key_file: Path,
         host: str = "127.0.0.1",
@@ -79,6 +81,9 @@ class CustomMetricsServer:
         self.source_url = source_url
         self.pods = pods
         self.metrics = tuple(metrics)
+        # Only these namespaces have metrics: an APIService is cluster-wide, and HPAs elsewhere (other
+        # tests sharing the cluster) must keep seeing "no metric" rather than this server's values.
+        self.namespaces = frozenset(namespaces)
         self.requests: list[str] = []  # paths asked for, for tests
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(str(cert_file), str(key_file))
@@ -128,7 +133,7 @@ class CustomMetricsServer:
 
     def pod_metrics(self, namespace: str, pod: str, metric: str, selector: str) -> dict[str, Any] | None:
         """A MetricValueList for one pod or (``*``) every pod the selector picks; None if unknown."""
-        if metric not in self.metrics:
+        if metric not in self.metrics or namespace not in self.namespaces:
             return None
         value = scrape(self.source_url, metric)
         if value is None:
