@@ -230,3 +230,127 @@ def test_scale_survives_the_operator(cluster: ClusterClient, operator: OperatorP
     watch = Watch(cluster, name, ns)
     watch.hold(4)
     assert set(watch.replicas) == {3}, watch.replicas
+
+
+def minimal_crd(group: str, version: str, kind: str, plural: str, required: list[str]) -> dict[str, Any]:
+    """A stand-in CRD for an add-on the sandbox cannot run (KEDA, prometheus-operator): our own minimal
+    schema, requiring the spec fields the operator's children must carry, everything else preserved."""
+    spec_schema: dict[str, Any] = {
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": True,
+        "required": required,
+    }
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.{group}"},
+        "spec": {
+            "group": group,
+            "scope": "Namespaced",
+            "names": {"kind": kind, "plural": plural, "singular": kind.lower(), "listKind": f"{kind}List"},
+            "versions": [
+                {
+                    "name": version,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "properties": {
+                                "spec": spec_schema,
+                                "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+ADDON_CRDS = [
+    minimal_crd("keda.sh", "v1alpha1", "ScaledObject", "scaledobjects", ["scaleTargetRef", "triggers"]),
+    minimal_crd(
+        "monitoring.coreos.com", "v1", "PodMonitor", "podmonitors", ["selector", "podMetricsEndpoints"]
+    ),
+]
+
+
+@pytest.fixture
+def addon_crds(cluster: ClusterClient) -> Iterator[None]:
+    yield
+    for crd in ADDON_CRDS:
+        cluster.kubectl(
+            "delete", "crd", crd["metadata"]["name"], "--ignore-not-found", "--wait=false", check=False
+        )
+
+
+def test_keda_and_pod_monitor_only_where_their_api_exists(
+    cluster: ClusterClient, operator: OperatorProcess, addon_crds: None
+) -> None:
+    ns = NS["addons"]
+    keda = {
+        "provider": "keda",
+        "minReplicas": 1,
+        "maxReplicas": 2,
+        "keda": {"serverAddress": "http://prom.monitoring.svc:9090"},
+    }
+    cluster.apply(pipeline_manifest("keda", ns, autoscaling=keda))
+    cluster.apply(pipeline_manifest("monitored", ns, monitoring={"podMonitor": {"enabled": True}}))
+
+    # neither API is served: status says so, the pipelines still serve at their size
+    def reported_missing() -> bool:
+        k, m = rrp(cluster, "keda", ns), rrp(cluster, "monitored", ns)
+        degraded = condition(k, "Degraded") or {}
+        monitor = ((m or {}).get("status") or {}).get("podMonitor") or {}
+        return (
+            degraded.get("reason") == "AutoscalerNotInstalled"
+            and monitor.get("state") == "NotInstalled"
+            and (condition(m, "Ready") or {}).get("status") == "True"
+        )
+
+    wait_until(reported_missing, timeout=TIMEOUT, what="NotInstalled in status", operator=operator)
+    message = (condition(rrp(cluster, "keda", ns), "Degraded") or {})["message"]
+    assert "KEDA is not installed" in message and "scaledobjects" in message
+    assert replicas_owners(deployment(cluster, "keda", ns)) == set()  # nobody applied a count
+
+    # the add-ons are installed; a new operator process discovers them (discovery is cached)
+    for crd in ADDON_CRDS:
+        cluster.apply(crd)
+        cluster.kubectl(
+            "wait", "--for=condition=Established", f"crd/{crd['metadata']['name']}", "--timeout=60s"
+        )
+    operator.stop()
+    operator.start()
+
+    def applied() -> tuple[dict[str, Any], dict[str, Any]] | None:
+        so = get_json(cluster, "scaledobjects.keda.sh", "keda-reranker", "-n", ns)
+        pm = get_json(cluster, "podmonitors.monitoring.coreos.com", "monitored-reranker", "-n", ns)
+        m = rrp(cluster, "monitored", ns)
+        state = (((m or {}).get("status") or {}).get("podMonitor") or {}).get("state")
+        k = condition(rrp(cluster, "keda", ns), "Degraded") or {}
+        return (so, pm) if so and pm and state == "Applied" and k.get("status") == "False" else None
+
+    so, pm = wait_until(
+        applied, timeout=TIMEOUT, what="ScaledObject and PodMonitor applied", operator=operator
+    )
+    assert so["spec"]["scaleTargetRef"]["name"] == "keda-reranker"
+    assert so["spec"]["triggers"][0]["metadata"]["serverAddress"] == "http://prom.monitoring.svc:9090"
+    assert [o["kind"] for o in so["metadata"]["ownerReferences"]] == ["RerankPipeline"]
+    assert pm["spec"]["selector"]["matchLabels"]["app.kubernetes.io/instance"] == "monitored"
+    assert [o["kind"] for o in pm["metadata"]["ownerReferences"]] == ["RerankPipeline"]
+
+    # switched off again: the PodMonitor goes, and so does the ScaledObject with autoscaling
+    patch_spec(cluster, "monitored", ns, {"monitoring": {"podMonitor": {"enabled": False}}})
+    patch_spec(cluster, "keda", ns, {"autoscaling": None})
+
+    def removed() -> bool:
+        so = get_json(cluster, "scaledobjects.keda.sh", "keda-reranker", "-n", ns)
+        pm = get_json(cluster, "podmonitors.monitoring.coreos.com", "monitored-reranker", "-n", ns)
+        m_status = (rrp(cluster, "monitored", ns) or {}).get("status") or {}
+        k_status = (rrp(cluster, "keda", ns) or {}).get("status") or {}
+        return so is None and pm is None and "podMonitor" not in m_status and "autoscaling" not in k_status
+
+    wait_until(removed, timeout=TIMEOUT, what="the add-on children deleted", operator=operator)
+    assert deployment(cluster, "keda", ns)["spec"]["replicas"] == 1  # spec.replicas (default 1) again

@@ -85,8 +85,10 @@ class AutoscalingMetric(ApiModel):
     """The per-pod metric the autoscaler keeps at its target."""
 
     model_config = with_cel(
+        # `!has(self.name)`: the apiserver checks rules against the schema's own default ({}) too,
+        # before nested defaults fill name in; a missing name is the (defaulted) queue metric
         cel(
-            "has(self.targetAverageValue) || self.name in ["
+            "has(self.targetAverageValue) || !has(self.name) || self.name in ["
             + ", ".join(f"'{name}'" for name in DEFAULT_TARGETS)
             + "]",
             TARGET_REQUIRED_MESSAGE,

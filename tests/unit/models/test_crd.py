@@ -675,6 +675,25 @@ def test_cel_rules_compile_and_reference_declared_fields() -> None:
         assert rule["message"].strip()
 
 
+def test_cel_rules_accept_the_schemas_own_defaults() -> None:
+    """The apiserver evaluates a node's rules against its ``default`` when the CRD is created, as
+    written (nested defaults not applied): a rule that errors on ``{}`` makes the CRD invalid."""
+    celpy = pytest.importorskip("celpy", reason="cel-python evaluates CEL offline")
+    checked = 0
+    for path, node in walk(root_schema()):
+        if "default" not in node:
+            continue
+        for rule in node.get("x-kubernetes-validations", []):
+            checked += 1
+            try:
+                ok = cel_program(rule["rule"]).evaluate({"self": celpy.json_to_cel(node["default"])})
+            except celpy.CELEvalError as exc:
+                pytest.fail(f"{path}: rule errors on the default {node['default']!r}: {exc}")
+            assert not isinstance(ok, celpy.CELEvalError), (path, rule["rule"], ok)
+            assert bool(ok), f"{path}: the default {node['default']!r} violates {rule['rule']}"
+    assert checked >= 1  # .spec.autoscaling.metric at least
+
+
 def test_cel_rules_are_where_expected() -> None:
     where = {path for path, _ in cel_rules()}
     assert where == {
