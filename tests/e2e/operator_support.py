@@ -131,6 +131,16 @@ def grant_manifest(namespace: str, source: str, *, name: str | None = None, **ex
     }
 
 
+def printed_columns(table: str) -> dict[str, str]:
+    """``kubectl get`` output (one object) as column -> value, cut at the header's offsets, so an
+    empty cell stays empty instead of shifting the columns after it."""
+    header, row = table.splitlines()[:2]
+    starts = [m.start() for m in re.finditer(r"\S+", header)]
+    names = header.split()
+    ends = [*starts[1:], None]
+    return {name: row[start:end].strip() for name, start, end in zip(names, starts, ends, strict=True)}
+
+
 def names_of(items: Iterable[dict[str, Any]]) -> list[str]:
     return sorted(i["metadata"]["name"] for i in items)
 

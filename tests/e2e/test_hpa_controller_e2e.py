@@ -18,7 +18,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from operator_support import OperatorProcess, condition, get_json, pipeline_manifest, service_host, wait_until
+from operator_support import (
+    OperatorProcess,
+    condition,
+    get_json,
+    pipeline_manifest,
+    printed_columns,
+    service_host,
+    wait_until,
+)
 
 from rerank_operator.sandbox import Sandbox
 from rerank_operator.sandbox.custom_metrics import CustomMetricsServer, registration
@@ -144,7 +152,7 @@ def test_the_real_hpa_scales_on_the_standins_queue(
         scaled_up, timeout=TIMEOUT, what="the HPA scales to 3 and status follows", operator=operator
     )
     assert set(readiness) == {"True"}, f"Ready dropped during a scale-up: {readiness}"
-    dep = get_json(sandbox, "deployment", f"{NAME}-reranker", "-n", NS) or {}
+    dep = get_json(sandbox, "deployment", f"{NAME}-reranker", "-n", NS, "--show-managed-fields") or {}
     scalers = [
         e["manager"]
         for e in dep["metadata"]["managedFields"]
@@ -152,7 +160,8 @@ def test_the_real_hpa_scales_on_the_standins_queue(
     ]
     assert scalers, json.dumps(dep["metadata"]["managedFields"], indent=1)
     table = sandbox.kubectl("get", "rrp", NAME, "-n", NS).stdout
-    assert table.splitlines()[1].split()[2:5] == ["3", "3", "3"], table  # ready, desired, autoscaler
+    columns = printed_columns(table)
+    assert (columns["REPLICAS"], columns["DESIRED"], columns["AUTOSCALER"]) == ("3", "3", "3"), table
 
     # several operator resyncs later the HPA's count still stands
     end = time.monotonic() + 8

@@ -122,6 +122,9 @@ def observe_autoscaler(
     problem = scaled_object_problem(autoscaler) if kind == KEDA_KIND else None
     problem = problem or hpa_problem(hpa)
     current, desired = status.get("currentReplicas"), status.get("desiredReplicas")
+    if (_conditions(hpa).get("ScalingActive") or {}).get("status") != "True":
+        # an HPA that never computed a recommendation reports desiredReplicas 0: not a count to show
+        desired = None
     return replace(
         base,
         current_replicas=int(current) if current is not None else None,

@@ -46,7 +46,7 @@ WORKING = hpa_status(
 )
 NO_METRICS = hpa_status(
     2,
-    2,
+    0,
     cond("AbleToScale", "True", "SucceededGetScale"),
     cond("ScalingActive", "False", "FailedGetPodsMetric", NO_METRICS_MESSAGE),
 )
@@ -78,6 +78,8 @@ def test_hpa_that_cannot_read_its_metric(make_pipeline: MakePipeline) -> None:
     state = observe_autoscaler(make_pipeline(autoscaling=HPA), NO_METRICS)
     assert state is not None
     assert state.problem == ("FailedGetPodsMetric", NO_METRICS_MESSAGE)
+    assert state.current_replicas == 2
+    assert state.desired_replicas is None  # the HPA computed none (it reports 0): not shown
     status = state.to_status()
     assert status["reason"] == "FailedGetPodsMetric"
     assert "custom.metrics.k8s.io" in status["message"]
