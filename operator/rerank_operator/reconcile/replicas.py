@@ -12,8 +12,8 @@ go. So the switch is a two-step handover:
 2. the operator's apply leaves ``spec.replicas`` out. Its manager gives the field up; the handover
    manager still owns it, so the apiserver keeps the value.
 
-From then on the autoscaler changes the count through the ``scale`` subresource (taking the field over,
-as any update does), and the operator's applies never touch it, so no pass and no resync resets it.
+From then on the autoscaler changes the count through the ``scale`` subresource and the operator's
+applies never touch it, so no pass and no resync resets it.
 Turning autoscaling off is the plain direction: the operator's apply sends ``spec.replicas`` again
 (forced) and takes the field back with ``spec.replicas`` as its value.
 """
