@@ -105,6 +105,7 @@ def check_aggregated_roles(objs: list[dict[str, Any]]) -> None:
         assert aggregated == targets, name
         assert rules_of(roles[name]) == rules, name
 
+
 # granted with rbac.keda / rbac.podMonitors (off by default)
 ADDON_RULES = {
     "keda.sh/scaledobjects": {"get", "create", "patch", "delete"},

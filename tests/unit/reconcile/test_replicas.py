@@ -36,16 +36,25 @@ HPA_SCALE = entry(
 )
 
 
+OURS_CREATED = entry(FIELD_MANAGER, {"f:spec": {"f:replicas": {}, "f:template": {}}}, operation="Update")
+
+
 def test_owns_replicas_reads_managed_fields() -> None:
     assert owns_replicas(live(3, OURS))
     assert not owns_replicas(live(3, OURS_WITHOUT_REPLICAS))
-    assert not owns_replicas(live(3, HPA_SCALE))
-    assert owns_replicas(live(3, HPA_SCALE), "kube-controller-manager") is False  # an Update, not an Apply
+    assert not owns_replicas(live(3, HPA_SCALE))  # through the scale subresource: not the main resource
     assert not owns_replicas(None)
     assert not owns_replicas({"metadata": {}})
 
 
-def test_only_our_apply_entry_counts() -> None:
+def test_the_create_time_update_entry_counts() -> None:
+    """A child the operator created (POST) owns its fields through an Update entry that the next apply
+    folds into the Apply entry: dropping the count there would remove it all the same."""
+    assert owns_replicas(live(3, OURS_CREATED))
+    assert owns_replicas(live(3, OURS_CREATED, OURS_WITHOUT_REPLICAS))
+
+
+def test_only_our_entries_count() -> None:
     kubectl = entry("kubectl-client-side-apply", {"f:spec": {"f:replicas": {}}}, operation="Update")
     assert not owns_replicas(live(3, kubectl))
     assert owns_replicas(live(3, kubectl, OURS))
@@ -53,6 +62,7 @@ def test_only_our_apply_entry_counts() -> None:
 
 def test_handover_applies_exactly_the_live_count(make_pipeline: MakePipeline) -> None:
     pipeline = make_pipeline(replicas=1, autoscaling=AUTOSCALING)
+    assert handover_manifest(pipeline, live(3, OURS_CREATED)) == handover_manifest(pipeline, live(3, OURS))
     manifest = handover_manifest(pipeline, live(3, OURS))
     assert manifest == {
         "apiVersion": "apps/v1",
