@@ -63,6 +63,23 @@ def test_render_each_example(capsys: pytest.CaptureFixture[str], example: str) -
         assert "ownerReferences" not in m["metadata"]  # offline: no uid to own with
 
 
+def test_render_autoscaled_example(capsys: pytest.CaptureFixture[str]) -> None:
+    """Acceptance of autoscaling: an HPA on the pipeline's Deployment, and no replicas in the Deployment."""
+    code, out, err = run(capsys, "render", "-f", str(EXAMPLES / "autoscaled.yaml"))
+    assert code == 0, err
+    kinds = by_kind([d for d in yaml.safe_load_all(out) if d is not None])
+    [deployment] = kinds["Deployment"]
+    [hpa] = kinds["HorizontalPodAutoscaler"]
+    assert "replicas" not in deployment["spec"]
+    assert hpa["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": deployment["metadata"]["name"],
+    }
+    assert hpa["spec"]["metrics"][0]["pods"]["metric"]["name"] == "vllm:num_requests_waiting"
+    assert len(kinds["PodMonitor"]) == 1
+
+
 def test_render_minimal_in_detail(capsys: pytest.CaptureFixture[str]) -> None:
     _, out, _ = run(capsys, "render", "-f", str(EXAMPLES / "minimal.yaml"))
     manifests = list(yaml.safe_load_all(out))
