@@ -36,10 +36,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
-from rerank_operator.sandbox.build import KUBERNETES_COMMANDS, ensure_binaries
+from rerank_operator.sandbox.build import KUBERNETES_COMMANDS, ensure_binaries, kwok_stages
 from rerank_operator.sandbox.client import ClusterClient
 from rerank_operator.sandbox.kubeconfig import write_kubeconfig
-from rerank_operator.sandbox.kwok_stages import DEFAULT_STAGES
 from rerank_operator.sandbox.nodes import KWOK_SELECTOR, FakeNode, default_nodes, node_list
 from rerank_operator.sandbox.pki import Pki, StaticUser, generate_pki, render_token_file
 from rerank_operator.sandbox.procs import ManagedProcess, accepts_connections, free_port, wait_until
@@ -115,6 +114,7 @@ class Sandbox(ClusterClient):
         self._users: dict[str, StaticUser] = {}
         self._failed = False
         self._started = False
+        self._kwok_stages = ""
         super().__init__(self.workdir / "admin.kubeconfig")
         self._set_workdir(self.workdir)
 
@@ -240,6 +240,7 @@ class Sandbox(ClusterClient):
     def _resolve_binaries(self) -> None:
         missing = [b for b in CLUSTER_BINARIES if b not in self._binaries]
         self._binaries.update(ensure_binaries(missing, build=self._build))
+        self._kwok_stages = kwok_stages()
 
     def _spawn(self, name: str, argv: Sequence[str], env: Mapping[str, str] | None = None) -> None:
         """Start a control-plane component from its resolved binary, in the workdir."""
@@ -265,7 +266,7 @@ class Sandbox(ClusterClient):
         for key, user in self._users.items():
             path = self.kubeconfig if key == "admin" else self.workdir / f"{key}.kubeconfig"
             write_kubeconfig(path, server=self.server, ca_pem=ca_pem, token=user.token, user=user.name)
-        (self.workdir / "kwok.yaml").write_text(DEFAULT_STAGES)
+        (self.workdir / "kwok.yaml").write_text(self._kwok_stages)
 
     def _start_kine(self) -> None:
         db = self.workdir / "db"
