@@ -93,7 +93,9 @@ def test_dist_info_shim_makes_importlib_find_vllm(tmp_path: Path) -> None:
     for name, text in files.items():
         (tmp_path / dirname / name).write_text(text)
     found = [d for d in importlib.metadata.distributions(path=[str(tmp_path)]) if d.metadata["Name"] == "vllm"]
-    assert [d.version for d in found] == ["0.32.0"]
+    # "cpu" in the version is how vLLM picks its CPU platform
+    assert [d.version for d in found] == ["0.32.0+cpu"]
+    assert dirname == "vllm-0.32.0+cpu.dist-info"
 
 
 def test_repo_folder_and_blob_ids_follow_the_hub_cache() -> None:

