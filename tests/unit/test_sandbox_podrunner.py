@@ -43,9 +43,14 @@ def test_env_is_resolved_like_the_kubelet_does() -> None:
 
 def test_a_missing_secret_or_an_unsupported_source_is_named() -> None:
     with pytest.raises(PodSpecError, match=r"env HF_TOKEN: secretKeyRef hf/token not found"):
-        resolve_env([{"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": "hf", "key": "token"}}}], lambda *a: None)
+        resolve_env(
+            [{"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": "hf", "key": "token"}}}],
+            lambda *a: None,
+        )
     with pytest.raises(PodSpecError, match="env POD: only value"):
-        resolve_env([{"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}], lambda *a: None)
+        resolve_env(
+            [{"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}], lambda *a: None
+        )
 
 
 def test_paths_under_a_mount_are_mapped_and_nothing_else() -> None:

@@ -128,7 +128,10 @@ def test_run_with_progress_reports_while_the_command_is_silent() -> None:
 def test_run_with_progress_failure_carries_the_output_tail() -> None:
     with pytest.raises(CommandFailed) as err:
         run_with_progress(
-            ["sh", "-c", "echo first; echo 'ERROR: no space' >&2; exit 4"], label="x", report=print, timeout=30
+            ["sh", "-c", "echo first; echo 'ERROR: no space' >&2; exit 4"],
+            label="x",
+            report=print,
+            timeout=30,
         )
     assert err.value.returncode == 4
     assert err.value.output_tail == ["first", "ERROR: no space"]

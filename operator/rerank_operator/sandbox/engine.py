@@ -70,7 +70,9 @@ _PIP_NOTEWORTHY = re.compile(
     r"^(Installing collected|Successfully|ERROR)|^\s*Downloading \S+ \((\d+(\.\d+)? GB|\d{3,}(\.\d+)? MB)\)"
 )
 # Packages whose pins carry a local label (+cpu) that only PyTorch's index serves.
-_LOCAL_LABEL = re.compile(r"^(?P<name>[A-Za-z0-9._-]+)\s*==\s*(?P<version>[^\s;+,]+)\+[A-Za-z0-9.]+(?P<rest>.*)$")
+_LOCAL_LABEL = re.compile(
+    r"^(?P<name>[A-Za-z0-9._-]+)\s*==\s*(?P<version>[^\s;+,]+)\+[A-Za-z0-9.]+(?P<rest>.*)$"
+)
 _LFS_THRESHOLD = 10 * 2**20  # the hub stores files this large in LFS (blob name = SHA-256)
 
 
@@ -378,7 +380,9 @@ def _install(root: Path) -> dict[str, object]:
     (root / "requirements.txt").write_text("\n".join(requirements) + "\n")
     _log(f"installing {len(requirements)} requirements of {wheel.name} (torch from PyPI; several GB)")
     t = time.monotonic()
-    _pip(python, ["install", "-r", str(root / "requirements.txt")], label="pip install requirements", cwd=root)
+    _pip(
+        python, ["install", "-r", str(root / "requirements.txt")], label="pip install requirements", cwd=root
+    )
     _pip(python, ["install", "--no-deps", str(wheel)], label=f"pip install {wheel.name}", cwd=root)
     timings["install"] = time.monotonic() - t
     site = Path(
@@ -497,4 +501,3 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-

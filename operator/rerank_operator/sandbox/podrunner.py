@@ -102,12 +102,15 @@ def map_paths(value: str, mounts: Mapping[str, Path]) -> str:
     path to the local directory it is mapped to; longer mount paths win."""
     for mount in sorted(mounts, key=len, reverse=True):
         pattern = re.compile(r"(^|=)" + re.escape(mount.rstrip("/")) + r"(?=/|$)")
-        if pattern.search(value):
-            return pattern.sub(lambda m, local=str(mounts[mount]): m.group(1) + local, value, count=1)
+        m = pattern.search(value)
+        if m:
+            return value[: m.start()] + m.group(1) + str(mounts[mount]) + value[m.end() :]
     return value
 
 
-def project_config_map(data: Mapping[str, str], items: Sequence[Mapping[str, str]] | None, into: Path) -> None:
+def project_config_map(
+    data: Mapping[str, str], items: Sequence[Mapping[str, str]] | None, into: Path
+) -> None:
     """Write a configMap volume's files (all keys, or the listed items) into ``into``."""
     into.mkdir(parents=True, exist_ok=True)
     wanted = [(i["key"], i.get("path", i["key"])) for i in items] if items else [(k, k) for k in data]
@@ -164,12 +167,16 @@ def local_container(
     env = {k: map_paths(v, mounts) for k, v in resolve_env(c.get("env") or [], lookup).items()}
     argv = [map_paths(_expand(a, env), mounts) for a in [*(c.get("command") or []), *(c.get("args") or [])]]
     if not argv:
-        raise PodSpecError(f"container {c['name']}: no command or args (the image's entrypoint is unknown here)")
+        raise PodSpecError(
+            f"container {c['name']}: no command or args (the image's entrypoint is unknown here)"
+        )
     ports = [p["containerPort"] for p in c.get("ports") or []]
     return LocalContainer(name=c["name"], argv=argv, env=env, mounts=mounts, port=ports[0] if ports else None)
 
 
-def cluster_lookup(kubectl_json: Callable[..., Any], namespace: str) -> tuple[Lookup, Callable[[str], Mapping[str, str] | None]]:
+def cluster_lookup(
+    kubectl_json: Callable[..., Any], namespace: str
+) -> tuple[Lookup, Callable[[str], Mapping[str, str] | None]]:
     """Secret/ConfigMap readers for :func:`local_container` backed by ``ClusterClient.kubectl_json``."""
 
     def read(kind: str, name: str) -> dict[str, str] | None:

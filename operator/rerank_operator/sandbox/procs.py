@@ -153,6 +153,30 @@ class ManagedProcess:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.popen.pid, sig)
 
+    def _group_gone(self) -> bool:
+        return self.popen.poll() is not None and not live_group_members(self.popen.pid)
+
+
+def stop_all(processes: Sequence[ManagedProcess], grace: float = 5.0) -> None:
+    """Stop several processes at once: SIGTERM every group, SIGKILL what is left after ``grace``.
+
+    One shared deadline, so stopping N components takes about ``grace`` seconds, not N times that
+    (what keeps an interrupted sandbox's teardown short).
+    """
+    live = [p for p in processes if not p._group_gone()]
+    for proc in live:
+        proc._kill_group(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and any(p.popen.poll() is None for p in live):
+        time.sleep(0.05)
+    for proc in live:
+        proc._kill_group(signal.SIGKILL)
+    for proc in live:
+        proc.popen.wait()
+    deadline = time.monotonic() + 5  # SIGKILL reaches grandchildren asynchronously
+    while any(live_group_members(p.popen.pid) for p in live) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
 
 def wait_until(
     check: Callable[[], T | None],
