@@ -19,6 +19,7 @@ from rerank_operator.sandbox.procs import (
     accepts_connections,
     free_port,
     live_group_members,
+    processes_with_env,
     run_with_progress,
     tail,
     wait_until,
@@ -157,3 +158,16 @@ def _zombie(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
     except (OSError, IndexError):
         return True
+
+
+def test_processes_are_found_by_an_environment_tag(tmp_path: Path) -> None:
+    tag = f"tag-{os.getpid()}-{time.monotonic_ns()}"
+    proc = ManagedProcess(
+        "tagged", ["sleep", "300"], log_path=tmp_path / "t.log", env={**os.environ, "RERANK_TEST_TAG": tag}
+    )
+    try:
+        assert processes_with_env("RERANK_TEST_TAG", tag) == [proc.pid]
+        assert processes_with_env("RERANK_TEST_TAG", tag + "x") == []
+    finally:
+        proc.stop()
+    assert processes_with_env("RERANK_TEST_TAG", tag) == []

@@ -311,3 +311,21 @@ def run_with_progress(
             output_tail=list(tail_buf),
         )
     return list(tail_buf)
+
+
+def processes_with_env(name: str, value: str) -> list[int]:
+    """Live PIDs (other than this one) whose environment has ``name=value``: how the sandbox's own
+    processes are found (each carries ``RERANK_SANDBOX_ID``), e.g. to prove none outlived it."""
+    needle = f"\0{name}={value}\0".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if needle in b"\0" + (entry / "environ").read_bytes() + b"\0":
+                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+                if state not in ("Z", "X"):
+                    found.append(int(entry.name))
+        except (OSError, IndexError):
+            continue
+    return found
