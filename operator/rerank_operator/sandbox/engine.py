@@ -73,6 +73,8 @@ _PIP_NOTEWORTHY = re.compile(
 _LOCAL_LABEL = re.compile(
     r"^(?P<name>[A-Za-z0-9._-]+)\s*==\s*(?P<version>[^\s;+,]+)\+[A-Za-z0-9.]+(?P<rest>.*)$"
 )
+# vLLM binds ZeroMQ sockets at $VLLM_RPC_BASE_PATH/<uuid4>; sockaddr_un holds at most this many bytes.
+_UNIX_SOCKET_PATH_MAX = 107
 _LFS_THRESHOLD = 10 * 2**20  # the hub stores files this large in LFS (blob name = SHA-256)
 
 
@@ -229,6 +231,12 @@ class EngineInstall:
             "VLLM_CACHE_ROOT": private_dir / "vllm-cache",
             "TORCHINDUCTOR_CACHE_DIR": private_dir / "inductor",
         }
+        socket_path = len(str(dirs["VLLM_RPC_BASE_PATH"])) + 1 + 36  # <base>/<uuid4>
+        if socket_path > _UNIX_SOCKET_PATH_MAX:
+            raise ValueError(
+                f"{private_dir}: too long for vLLM's IPC sockets ({socket_path} > {_UNIX_SOCKET_PATH_MAX} "
+                "bytes of a Unix socket path); use a shorter private directory"
+            )
         for key, path in dirs.items():
             path.mkdir(parents=True, exist_ok=True)
             env[key] = str(path)

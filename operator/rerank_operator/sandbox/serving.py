@@ -85,6 +85,7 @@ class PipelineServer:
         self.engine_pipeline = engine_pipeline
         self.report = report
         self.backends: dict[Key, Backend] = {}
+        self._engine_starts = 0
         self._write_overrides()
 
     # -- one level-based pass ---------------------------------------------------------------------------
@@ -184,7 +185,8 @@ class PipelineServer:
         if deployment is None:
             return
         name = f"vllm-{key[0]}-{key[1]}"
-        scratch = self.sandbox.workdir / "engine" / f"{key[0]}-{key[1]}"
+        self._engine_starts += 1  # short directory names: vLLM's IPC socket paths must stay short
+        scratch = self.sandbox.workdir / "engine" / str(self._engine_starts)
         lookup, config_maps = cluster_lookup(self.sandbox.kubectl_json, key[0])
         try:
             local = local_container(
@@ -198,9 +200,12 @@ class PipelineServer:
             self.report(f"{key[0]}/{key[1]}: cannot run its vLLM container here: {exc}")
             return
         port = local.port or pipeline.spec.engine.port
-        self.sandbox.start_process(
-            name, local.argv, env={**self.engine.process_env(scratch / "private"), **local.env}, cwd=scratch
-        )
+        try:
+            base_env = self.engine.process_env(scratch / "p")
+        except ValueError as exc:
+            self.report(f"{key[0]}/{key[1]}: cannot run vLLM here: {exc}")
+            return
+        self.sandbox.start_process(name, local.argv, env={**base_env, **local.env}, cwd=scratch)
         self.backends[key] = Backend(name, "vllm", signature, authority, port)
         self.report(
             f"{key[0]}/{key[1]}: started the real vLLM ({' '.join(local.argv[:3])} ...) on port {port}; "
