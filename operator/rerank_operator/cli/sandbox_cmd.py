@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from rerank_operator.sandbox import Sandbox
+    from rerank_operator.sandbox.serving import PipelineServer
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -198,21 +199,12 @@ def _announce_ready(sb: Sandbox, args: argparse.Namespace, port: int | None) -> 
         )
 
 
-def _serve_until_stopped(sb: Sandbox, args: argparse.Namespace, stop: threading.Event, engine: object) -> int:
+def _serve_until_stopped(
+    sb: Sandbox, args: argparse.Namespace, stop: threading.Event, server: PipelineServer | None
+) -> int:
     """The sandbox's main loop: keep every pipeline answered, report the example once it is Ready."""
     import time
 
-    from rerank_operator.sandbox.serving import PipelineServer
-
-    server = None
-    if not args.no_operator:
-        key = (args.pipeline.namespace, args.pipeline.name) if args.pipeline is not None else None
-        server = PipelineServer(
-            sb,
-            sb.workdir / OVERRIDES_FILE,
-            engine=engine if args.engine == "vllm" else None,  # type: ignore[arg-type]
-            engine_pipeline=key,
-        )
     announced = args.pipeline is None
     next_sync = 0.0
     started = time.monotonic()
@@ -308,7 +300,10 @@ def _run(args: argparse.Namespace) -> int:
             return 1
     nodes = default_nodes(gpu_nodes=args.gpu_nodes, cpu_nodes=args.cpu_nodes)
     crds = None if args.no_crds else (args.crds or default_crds_dir())
+    from rerank_operator.sandbox.serving import PipelineServer
+
     stop = threading.Event()
+    server: PipelineServer | None = None
     sb = Sandbox(
         crds=crds, nodes=nodes, workdir=args.workdir, keep_workdir=args.keep or None, timeout=args.timeout
     )
@@ -325,12 +320,17 @@ def _run(args: argparse.Namespace) -> int:
             print("no CRDs installed (none found; pass --crds DIR)", file=sys.stderr)
         print(f"export KUBECONFIG={kubeconfig}")
         print(f"KUBECONFIG={kubeconfig} kubectl get rrp -o wide", flush=True)
+        if not args.no_operator:
+            key = (args.pipeline.namespace, args.pipeline.name) if args.pipeline is not None else None
+            server = PipelineServer(sb, sb.workdir / OVERRIDES_FILE, engine=engine, engine_pipeline=key)
         print("press Ctrl-C to stop", file=sys.stderr, flush=True)
         _install_stop_handlers(stop)
-        return _serve_until_stopped(sb, args, stop, engine)
+        return _serve_until_stopped(sb, args, stop, server)
     except (BuildError, SandboxTimeout) as exc:
         print(f"sandbox failed: {exc}", file=sys.stderr)
         return 1
     finally:
         _ignore_further_signals()
         sb.stop()
+        if server is not None:
+            server.close()

@@ -21,7 +21,9 @@ from __future__ import annotations
 import base64
 import logging
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +53,7 @@ class Backend:
     signature: str  # what it was started for; a different one restarts it
     authority: str  # host:port the operator probes
     port: int  # loopback port it listens on
+    scratch: Path | None = None  # the engine's private directory, removed when it stops
 
 
 def probed_authority(pipeline: RerankPipeline) -> str | None:
@@ -85,7 +88,7 @@ class PipelineServer:
         self.engine_pipeline = engine_pipeline
         self.report = report
         self.backends: dict[Key, Backend] = {}
-        self._engine_starts = 0
+        self._reported: set[str] = set()
         self._write_overrides()
 
     # -- one level-based pass ---------------------------------------------------------------------------
@@ -185,8 +188,8 @@ class PipelineServer:
         if deployment is None:
             return
         name = f"vllm-{key[0]}-{key[1]}"
-        self._engine_starts += 1  # short directory names: vLLM's IPC socket paths must stay short
-        scratch = self.sandbox.workdir / "engine" / str(self._engine_starts)
+        # In the system temp dir, not the (possibly long) workdir: vLLM's IPC socket paths must stay short.
+        scratch = Path(tempfile.mkdtemp(prefix="rerank-vllm-"))
         lookup, config_maps = cluster_lookup(self.sandbox.kubectl_json, key[0])
         try:
             local = local_container(
@@ -196,17 +199,14 @@ class PipelineServer:
                 volume_dirs={"model-cache": self.engine.hf_home},
                 scratch=scratch,
             )
-        except PodSpecError as exc:
-            self.report(f"{key[0]}/{key[1]}: cannot run its vLLM container here: {exc}")
+            base_env = self.engine.process_env(scratch / "p")
+        except (PodSpecError, ValueError) as exc:
+            shutil.rmtree(scratch, ignore_errors=True)
+            self._report_once(f"{key[0]}/{key[1]}: cannot run its vLLM container here: {exc}")
             return
         port = local.port or pipeline.spec.engine.port
-        try:
-            base_env = self.engine.process_env(scratch / "p")
-        except ValueError as exc:
-            self.report(f"{key[0]}/{key[1]}: cannot run vLLM here: {exc}")
-            return
         self.sandbox.start_process(name, local.argv, env={**base_env, **local.env}, cwd=scratch)
-        self.backends[key] = Backend(name, "vllm", signature, authority, port)
+        self.backends[key] = Backend(name, "vllm", signature, authority, port, scratch)
         self.report(
             f"{key[0]}/{key[1]}: started the real vLLM ({' '.join(local.argv[:3])} ...) on port {port}; "
             f"loading takes a minute or more (log: {self.sandbox.log_path(name)})"
@@ -214,10 +214,23 @@ class PipelineServer:
 
     # -- bookkeeping ------------------------------------------------------------------------------------
 
+    def _report_once(self, message: str) -> None:
+        if message not in self._reported:
+            self._reported.add(message)
+            self.report(message)
+
     def _stop(self, key: Key) -> None:
         backend = self.backends.pop(key)
         if backend.process in self.sandbox.processes:
             self.sandbox.stop_process(backend.process)
+        if backend.scratch is not None:
+            shutil.rmtree(backend.scratch, ignore_errors=True)
+
+    def close(self) -> None:
+        """Remove what the engines left on disk; call after their processes are stopped."""
+        for backend in self.backends.values():
+            if backend.scratch is not None:
+                shutil.rmtree(backend.scratch, ignore_errors=True)
 
     def _write_overrides(self) -> None:
         text = render_overrides(self.backends)
