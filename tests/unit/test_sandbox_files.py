@@ -1,5 +1,5 @@
 """Sandbox file generation: kubeconfigs (checked with the real kubectl), PKI (checked with openssl), tokens,
-fake node manifests."""
+fake node manifests, kwok's stages."""
 
 from __future__ import annotations
 
@@ -14,9 +14,16 @@ from pathlib import Path
 import pytest
 import yaml
 
+import rerank_operator
+from rerank_operator.sandbox.build import (
+    KWOK_STAGE_FILES,
+    KWOK_STAGES_ENV,
+    KWOK_VERSION,
+    BuildError,
+    kwok_stages,
+)
 from rerank_operator.sandbox.client import find_kubectl, manifest_text
 from rerank_operator.sandbox.kubeconfig import kubeconfig_dict, write_kubeconfig
-from rerank_operator.sandbox.kwok_stages import DEFAULT_STAGES
 from rerank_operator.sandbox.nodes import GPU_RESOURCE, KWOK_ANNOTATION, default_nodes, node_list
 from rerank_operator.sandbox.pki import StaticUser, generate_pki, render_san_extension, render_token_file
 
@@ -116,14 +123,34 @@ def test_manifest_text_round_trips() -> None:
     assert manifest_text("kind: X\n") == "kind: X\n"
 
 
-def test_kwok_stages_cover_nodes_and_pods() -> None:
-    stages = [d for d in yaml.safe_load_all(DEFAULT_STAGES) if d]
-    names = {s["metadata"]["name"] for s in stages}
-    assert {
-        "node-initialize",
-        "node-heartbeat-with-lease",
-        "pod-ready",
-        "pod-complete",
-        "pod-delete",
-    } == names
-    assert {s["spec"]["resourceRef"]["kind"] for s in stages} == {"Node", "Pod"}
+def _stage_tree(root: Path) -> Path:
+    for rel in KWOK_STAGE_FILES:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(f"kind: Stage\nmetadata: {{name: {Path(rel).stem}}}\n")
+    return root
+
+
+def test_kwok_stages_are_read_from_the_cache_entry_in_the_modules_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RERANK_SANDBOX_CACHE", str(tmp_path))
+    monkeypatch.delenv(KWOK_STAGES_ENV, raising=False)
+    _stage_tree(tmp_path / f"kwok-stages-{KWOK_VERSION}")
+    names = [d["metadata"]["name"] for d in yaml.safe_load_all(kwok_stages())]
+    assert names == [Path(f).stem for f in KWOK_STAGE_FILES]
+    assert "node-heartbeat-with-lease" in names  # kwok renews leases only with this stage
+
+
+def test_kwok_stages_override_dir_and_missing_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tree = _stage_tree(tmp_path / "stage")
+    monkeypatch.setenv(KWOK_STAGES_ENV, str(tree))
+    assert len(list(yaml.safe_load_all(kwok_stages()))) == len(KWOK_STAGE_FILES)
+    (tree / KWOK_STAGE_FILES[0]).unlink()
+    with pytest.raises(BuildError, match=r"node-initialize\.yaml"):
+        kwok_stages()
+
+
+def test_no_copy_of_kwoks_stages_is_carried_in_the_repo() -> None:
+    package = Path(rerank_operator.__file__).parent
+    hits = [p for p in package.rglob("*.py") if "statusTemplate" in p.read_text()]
+    assert hits == []

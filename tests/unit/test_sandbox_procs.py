@@ -13,11 +13,14 @@ from pathlib import Path
 import pytest
 
 from rerank_operator.sandbox.procs import (
+    CommandFailed,
     ManagedProcess,
     SandboxTimeout,
     accepts_connections,
     free_port,
     live_group_members,
+    processes_with_env,
+    run_with_progress,
     tail,
     wait_until,
 )
@@ -104,3 +107,67 @@ def test_tail(tmp_path: Path) -> None:
     log.write_text("".join(f"line {i}\n" for i in range(100)))
     assert tail(log, 2) == "line 98\nline 99"
     assert tail(tmp_path / "missing.log") == ""
+
+
+def test_run_with_progress_reports_while_the_command_is_silent() -> None:
+    reports: list[str] = []
+    out = run_with_progress(
+        ["sh", "-c", "echo Collecting torch; sleep 1.5; echo done"],
+        label="pip",
+        report=reports.append,
+        timeout=30,
+        heartbeat=0.5,
+        noteworthy=lambda line: line.startswith("Collecting"),
+    )
+    assert out == ["Collecting torch", "done"]
+    assert reports[0] == "pip: Collecting torch"  # noteworthy lines at once
+    heartbeats = [r for r in reports[1:] if "elapsed" in r]
+    assert heartbeats, reports  # and something while it printed nothing for 1.5 s
+    assert "latest: Collecting torch" in heartbeats[0]
+
+
+def test_run_with_progress_failure_carries_the_output_tail() -> None:
+    with pytest.raises(CommandFailed) as err:
+        run_with_progress(
+            ["sh", "-c", "echo first; echo 'ERROR: no space' >&2; exit 4"],
+            label="x",
+            report=print,
+            timeout=30,
+        )
+    assert err.value.returncode == 4
+    assert err.value.output_tail == ["first", "ERROR: no space"]
+    assert "x failed (exit 4)" in str(err.value)
+
+
+def test_run_with_progress_timeout_kills_the_command_and_its_children(tmp_path: Path) -> None:
+    pidfile = tmp_path / "child.pid"
+    t0 = time.monotonic()
+    with pytest.raises(CommandFailed) as err:
+        run_with_progress(
+            ["sh", "-c", f"sleep 300 & echo $! > {pidfile}; wait"], label="slow", report=print, timeout=1
+        )
+    assert time.monotonic() - t0 < 10
+    assert err.value.returncode is None
+    assert "did not finish within 1s" in str(err.value)
+    child = int(pidfile.read_text())
+    wait_until(lambda: not Path(f"/proc/{child}").exists() or _zombie(child), timeout=5, what="child gone")
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except (OSError, IndexError):
+        return True
+
+
+def test_processes_are_found_by_an_environment_tag(tmp_path: Path) -> None:
+    tag = f"tag-{os.getpid()}-{time.monotonic_ns()}"
+    proc = ManagedProcess(
+        "tagged", ["sleep", "300"], log_path=tmp_path / "t.log", env={**os.environ, "RERANK_TEST_TAG": tag}
+    )
+    try:
+        assert processes_with_env("RERANK_TEST_TAG", tag) == [proc.pid]
+        assert processes_with_env("RERANK_TEST_TAG", tag + "x") == []
+    finally:
+        proc.stop()
+    assert processes_with_env("RERANK_TEST_TAG", tag) == []

@@ -19,8 +19,9 @@ from rerank_operator.models.monitoring import MonitoringSpec
 from rerank_operator.models.quantity import Quantity
 from rerank_operator.models.quirks import QUIRKS, cel_pattern, quirk_for
 
-# A pinned, known-good vLLM image: pooling runner, /rerank, /v2/rerank and /health.
-DEFAULT_IMAGE = "vllm/vllm-openai:v0.11.0"
+# A pinned vLLM image: pooling runner, /rerank, /v2/rerank and /health. The same release as the CPU build
+# the engine tier of the tests runs (rerank_operator.sandbox.engine.VLLM_VERSION; a test keeps them in step).
+DEFAULT_IMAGE = "vllm/vllm-openai:v0.32.0"
 DEFAULT_PORT = 8000
 DEFAULT_GPU_RESOURCE = "nvidia.com/gpu"
 # Where the upstream image keeps Hugging Face downloads (it runs as root, HF_HOME unset).

@@ -6,9 +6,12 @@ Public API::
     with Sandbox(crds=Path("crds")) as sb:      # builds/caches binaries on first use
         sb.kubectl("get", "nodes", "-o", "wide")
 
-Modules: ``build`` (pinned binaries, cache, env overrides), ``cluster`` (Sandbox), ``client``
-(kubectl-driven ClusterClient, also for kind/k3d clusters), ``nodes`` (fake node shapes), ``pki``
-(openssl certs, static tokens), ``kubeconfig``, ``procs`` (process groups, bounded waits).
+Modules: ``build`` (pinned binaries, kwok's stages, cache, env overrides), ``cluster`` (Sandbox),
+``client`` (kubectl-driven ClusterClient, also for kind/k3d clusters), ``nodes`` (fake node shapes),
+``pki`` (openssl certs, static tokens), ``kubeconfig``, ``procs`` (process groups, bounded waits, long
+commands with progress), ``engine`` (the real vLLM's CPU build and a packaged model, installed and
+cached), ``podrunner`` (a rendered container as a local process), ``serving`` (something answering
+for every pipeline in the sandbox).
 Importing this package starts nothing and needs no binaries.
 """
 

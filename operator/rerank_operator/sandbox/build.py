@@ -25,20 +25,25 @@ Environment overrides, checked in this order for each binary (like envtest's KUB
 ``RERANK_SANDBOX_NO_BUILD=1``
     Fail instead of compiling when a binary is not found (for CI that must use a warm cache).
 
+kwok's default Stages (what makes fake nodes Ready and pods Running; the bare kwok binary ships none)
+are read from the kwok module at the same version, never copied into this repo: a build copies them
+from the module cache into ``kwok-stages-<version>/`` next to the binaries, so a cached sandbox needs
+neither Go nor the module cache; when that entry is missing (binaries from RERANK_SANDBOX_ASSETS), they
+are fetched with ``go mod download``. ``RERANK_SANDBOX_KWOK_STAGES=<dir>`` points at a directory with the
+same layout as the module's ``kustomize/stage`` instead.
+
 Pre-build (e.g. in a CI cache step) with ``python -m rerank_operator.sandbox [component ...]`` or
 ``rerank-operator sandbox --build-only``; both print the binary paths.
 """
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import fcntl
 import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -47,10 +52,14 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rerank_operator.sandbox.procs import CommandFailed, run_with_progress
+
 KUBERNETES_VERSION = "v1.37.2"
 KINE_VERSION = "v0.17.5"
 KWOK_VERSION = "v0.8.0"
 HELM_VERSION = "v3.22.0"
+# A cold Kubernetes build takes 11+ minutes on 2 busy cores; past this something is wrong.
+GO_BUILD_TIMEOUT = 3600.0
 
 KUBERNETES_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
 
@@ -144,6 +153,17 @@ COMPONENTS: dict[str, Component] = {
 }
 
 BINARY_COMPONENT: dict[str, Component] = {b: c for c in COMPONENTS.values() for b in c.binaries}
+
+# kwok's "fast" stages as kwokctl installs them, relative to the module's kustomize/stage directory.
+KWOK_STAGE_FILES = (
+    "node/fast/node-initialize.yaml",
+    "node/heartbeat-with-lease/node-heartbeat-with-lease.yaml",
+    "pod/fast/pod-ready.yaml",
+    "pod/fast/pod-complete.yaml",
+    "pod/fast/pod-delete.yaml",
+)
+KWOK_STAGES_SUBDIR = "kustomize/stage"
+KWOK_STAGES_ENV = "RERANK_SANDBOX_KWOK_STAGES"
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -269,37 +289,11 @@ def _go_env(component: Component) -> dict[str, str]:
 
 
 def _run_go(args: Sequence[str], *, cwd: Path, env: Mapping[str, str], label: str) -> None:
-    """Run a go command, printing a progress line every ~20 s and raising with the output's tail."""
-    start = time.monotonic()
-    tail: collections.deque[str] = collections.deque(maxlen=60)
-    count = 0
-    last_report = start
-    proc = subprocess.Popen(
-        list(args),
-        cwd=cwd,
-        env=dict(env),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,  # so an interrupt can stop go *and* its compile/link children
-    )
-    assert proc.stdout is not None
+    """Run a go command with a progress line every ~20 s; raise with the output's tail."""
     try:
-        for line in proc.stdout:
-            count += 1
-            tail.append(line.rstrip("\n"))
-            now = time.monotonic()
-            if now - last_report >= 20:
-                last_report = now
-                _log(f"{label}: {count} packages so far, {now - start:.0f}s elapsed (latest: {tail[-1]})")
-        code = proc.wait()
-    except BaseException:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        raise
-    if code != 0:
-        raise BuildError(f"{label} failed (exit {code}): {' '.join(args)}\n" + "\n".join(tail))
+        run_with_progress(args, label=label, report=_log, cwd=cwd, env=env, timeout=GO_BUILD_TIMEOUT)
+    except CommandFailed as exc:
+        raise BuildError(str(exc)) from None
 
 
 def _go_version(env: Mapping[str, str]) -> str:
@@ -309,18 +303,78 @@ def _go_version(env: Mapping[str, str]) -> str:
     return out.strip()
 
 
-def _module_gomod(module: str, version: str, env: Mapping[str, str]) -> str:
-    """Text of a module's go.mod, fetched through the module proxy (and cached in GOMODCACHE)."""
+def _module_download(module: str, version: str, env: Mapping[str, str], want: str) -> Path:
+    """``go mod download -json`` (through the module proxy, cached in GOMODCACHE); the path under ``want``
+    ("GoMod": its go.mod file, "Dir": the unpacked module)."""
     proc = subprocess.run(
         ["go", "mod", "download", "-json", f"{module}@{version}"],
         env=dict(env),
         capture_output=True,
         text=True,
+        timeout=600,
     )
     info = json.loads(proc.stdout or "{}")
-    if proc.returncode != 0 or "GoMod" not in info:
+    if proc.returncode != 0 or want not in info:
         raise BuildError(f"go mod download {module}@{version} failed: {info.get('Error') or proc.stderr}")
-    return Path(info["GoMod"]).read_text()
+    return Path(info[want])
+
+
+def _module_gomod(module: str, version: str, env: Mapping[str, str]) -> str:
+    """Text of a module's go.mod."""
+    return _module_download(module, version, env, "GoMod").read_text()
+
+
+def join_stages(stage_dir: Path) -> str:
+    """The stage files under ``stage_dir`` as one multi-document YAML (kwok's --config)."""
+    missing = [f for f in KWOK_STAGE_FILES if not (stage_dir / f).is_file()]
+    if missing:
+        raise BuildError(f"kwok stage files missing under {stage_dir}: {missing}")
+    return "---\n".join((stage_dir / f).read_text() for f in KWOK_STAGE_FILES)
+
+
+def _kwok_stages_entry() -> Path:
+    return cache_root() / f"kwok-stages-{KWOK_VERSION}"
+
+
+def _copy_kwok_stages(module_dir: Path) -> Path:
+    """Copy the stage files from the kwok module into the cache (atomically); returns the entry."""
+    final = _kwok_stages_entry()
+    source = module_dir / KWOK_STAGES_SUBDIR
+    join_stages(source)  # all there before anything is copied
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=final.parent))
+    try:
+        for rel in KWOK_STAGE_FILES:
+            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source / rel, tmp / rel)
+        tmp.chmod(0o755)
+        if final.exists():
+            shutil.rmtree(final)
+        tmp.rename(final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def kwok_stages() -> str:
+    """kwok's default stages for the pinned version: from RERANK_SANDBOX_KWOK_STAGES, the cache, or the
+    kwok module (then cached)."""
+    override = os.environ.get(KWOK_STAGES_ENV)
+    if override:
+        return join_stages(Path(override).expanduser())
+    entry = _kwok_stages_entry()
+    if all((entry / f).is_file() for f in KWOK_STAGE_FILES):
+        return join_stages(entry)
+    if shutil.which("go") is None:
+        raise BuildError(
+            f"kwok's stages are not in {entry} and `go` is not installed to fetch sigs.k8s.io/kwok@"
+            f"{KWOK_VERSION}; set {KWOK_STAGES_ENV} to a copy of that module's {KWOK_STAGES_SUBDIR}"
+        )
+    with file_lock(cache_root() / f".{entry.name}.lock"):
+        if not all((entry / f).is_file() for f in KWOK_STAGE_FILES):
+            _log(f"fetching kwok {KWOK_VERSION}'s stages into {entry}")
+            kwok = COMPONENTS["kwok"]
+            _copy_kwok_stages(_module_download(kwok.module, kwok.version, _go_env(kwok), "Dir"))
+    return join_stages(entry)
 
 
 def _compile(component: Component, out_dir: Path, work_dir: Path) -> None:
@@ -342,10 +396,12 @@ def _compile(component: Component, out_dir: Path, work_dir: Path) -> None:
         env["GOBIN"] = str(out_dir)
         args = ["go", "install", *flags, *(f"{p}@{component.version}" for p in component.packages)]
         _run_go(args, cwd=out_dir, env=env, label=f"{component.dirname} go install")
+    if component.name == "kwok":  # the module is in the module cache now: keep its stages with the binary
+        _copy_kwok_stages(_module_download(component.module, component.version, env, "Dir"))
 
 
 @contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
+def file_lock(path: Path) -> Iterator[None]:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as fh:
         try:
@@ -363,7 +419,7 @@ def build_component(component: Component) -> Path:
     """Compile a component into its cache dir unless present; returns that dir. Safe to call concurrently."""
     root = cache_root()
     final = root / component.dirname
-    with _file_lock(root / f".{component.dirname}.lock"):
+    with file_lock(root / f".{component.dirname}.lock"):
         if all((final / b).is_file() for b in component.binaries):
             return final  # another process built it while this one waited for the lock
         _log(f"building {component.dirname} into {final} (the first build takes a while)")

@@ -36,13 +36,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
-from rerank_operator.sandbox.build import KUBERNETES_COMMANDS, ensure_binaries
+from rerank_operator.sandbox.build import KUBERNETES_COMMANDS, ensure_binaries, kwok_stages
 from rerank_operator.sandbox.client import ClusterClient
 from rerank_operator.sandbox.kubeconfig import write_kubeconfig
-from rerank_operator.sandbox.kwok_stages import DEFAULT_STAGES
 from rerank_operator.sandbox.nodes import KWOK_SELECTOR, FakeNode, default_nodes, node_list
 from rerank_operator.sandbox.pki import Pki, StaticUser, generate_pki, render_token_file
-from rerank_operator.sandbox.procs import ManagedProcess, accepts_connections, free_port, wait_until
+from rerank_operator.sandbox.procs import ManagedProcess, accepts_connections, free_port, stop_all, wait_until
 
 log = logging.getLogger("rerank_operator.sandbox")
 T = TypeVar("T")
@@ -53,6 +52,9 @@ POD_CIDR = "10.244.0.1/16"
 SA_ISSUER = "https://kubernetes.default.svc.cluster.local"
 NODE_LEASE_SECONDS = 40  # kubelet default
 CLUSTER_BINARIES = ("kine", *KUBERNETES_COMMANDS, "kwok")
+STOP_GRACE_SECONDS = 5.0
+# Every process the sandbox starts carries this variable (its workdir), so leftovers can be found.
+SANDBOX_ID_ENV = "RERANK_SANDBOX_ID"
 
 
 def _env_flag(name: str) -> bool:
@@ -115,6 +117,7 @@ class Sandbox(ClusterClient):
         self._users: dict[str, StaticUser] = {}
         self._failed = False
         self._started = False
+        self._kwok_stages = ""
         super().__init__(self.workdir / "admin.kubeconfig")
         self._set_workdir(self.workdir)
 
@@ -170,9 +173,12 @@ class Sandbox(ClusterClient):
     def stop(self) -> None:
         """Stop all processes (hooks first, then kwok ... kine) and remove the workdir unless kept."""
         atexit.unregister(self.stop)
-        for name in reversed(list(self.processes)):
-            proc = self.processes.pop(name)
-            proc.stop()
+        # Extra processes (operator, engines, stand-ins) first, then the control plane, each group at
+        # once with one grace period: a teardown takes seconds however many processes run.
+        control_plane = [self.processes.pop(n) for n in CLUSTER_BINARIES if n in self.processes]
+        extras = [self.processes.pop(n) for n in list(self.processes)]
+        stop_all(extras, grace=STOP_GRACE_SECONDS)
+        stop_all(control_plane, grace=STOP_GRACE_SECONDS)
         if not self._started or not self.workdir.exists():
             return
         if self._failed or self.keep_workdir or not self._own_workdir:
@@ -229,8 +235,14 @@ class Sandbox(ClusterClient):
     ) -> ManagedProcess:
         if name in self.processes:
             raise ValueError(f"a sandbox process named {name!r} already runs")
+        tagged = {**(os.environ if env is None else env), SANDBOX_ID_ENV: str(self.workdir)}
         proc = ManagedProcess(
-            name, argv, log_path=self.log_path(name), env=env, cwd=cwd, die_with_parent=self._die_with_parent
+            name,
+            argv,
+            log_path=self.log_path(name),
+            env=tagged,
+            cwd=cwd,
+            die_with_parent=self._die_with_parent,
         )
         self.processes[name] = proc
         return proc
@@ -240,6 +252,7 @@ class Sandbox(ClusterClient):
     def _resolve_binaries(self) -> None:
         missing = [b for b in CLUSTER_BINARIES if b not in self._binaries]
         self._binaries.update(ensure_binaries(missing, build=self._build))
+        self._kwok_stages = kwok_stages()
 
     def _spawn(self, name: str, argv: Sequence[str], env: Mapping[str, str] | None = None) -> None:
         """Start a control-plane component from its resolved binary, in the workdir."""
@@ -265,7 +278,7 @@ class Sandbox(ClusterClient):
         for key, user in self._users.items():
             path = self.kubeconfig if key == "admin" else self.workdir / f"{key}.kubeconfig"
             write_kubeconfig(path, server=self.server, ca_pem=ca_pem, token=user.token, user=user.name)
-        (self.workdir / "kwok.yaml").write_text(DEFAULT_STAGES)
+        (self.workdir / "kwok.yaml").write_text(self._kwok_stages)
 
     def _start_kine(self) -> None:
         db = self.workdir / "db"

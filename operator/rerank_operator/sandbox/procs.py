@@ -6,14 +6,17 @@ Each component runs in its own session (process group) so teardown also reaches 
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import ctypes
 import functools
 import os
+import queue
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -150,6 +153,30 @@ class ManagedProcess:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.popen.pid, sig)
 
+    def _group_gone(self) -> bool:
+        return self.popen.poll() is not None and not live_group_members(self.popen.pid)
+
+
+def stop_all(processes: Sequence[ManagedProcess], grace: float = 5.0) -> None:
+    """Stop several processes at once: SIGTERM every group, SIGKILL what is left after ``grace``.
+
+    One shared deadline, so stopping N components takes about ``grace`` seconds, not N times that
+    (what keeps an interrupted sandbox's teardown short).
+    """
+    live = [p for p in processes if not p._group_gone()]
+    for proc in live:
+        proc._kill_group(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and any(p.popen.poll() is None for p in live):
+        time.sleep(0.05)
+    for proc in live:
+        proc._kill_group(signal.SIGKILL)
+    for proc in live:
+        proc.popen.wait()
+    deadline = time.monotonic() + 5  # SIGKILL reaches grandchildren asynchronously
+    while any(live_group_members(p.popen.pid) for p in live) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
 
 def wait_until(
     check: Callable[[], T | None],
@@ -182,3 +209,123 @@ def wait_until(
             logs = "".join(f"\n\n{p.describe_failure()}" for p in watch)
             raise SandboxTimeout(f"timed out after {timeout:.0f}s waiting for {what}{detail}{logs}")
         time.sleep(interval)
+
+
+class CommandFailed(RuntimeError):
+    """A command run by :func:`run_with_progress` exited non-zero or overran its time limit."""
+
+    def __init__(self, message: str, *, returncode: int | None, output_tail: list[str]) -> None:
+        super().__init__(message)
+        self.returncode = returncode
+        self.output_tail = output_tail
+
+
+def _shorten(line: str, limit: int = 160) -> str:
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def run_with_progress(
+    args: Sequence[str],
+    *,
+    label: str,
+    report: Callable[[str], None],
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float,
+    heartbeat: float = 20.0,
+    noteworthy: Callable[[str], bool] = lambda line: False,
+    tail_lines: int = 60,
+) -> list[str]:
+    """Run a long command (a compiler, pip), reporting progress instead of leaving the terminal silent.
+
+    Every ``heartbeat`` seconds ``report`` gets a line with the elapsed time and the latest output,
+    even while the command prints nothing (a large download); lines for which ``noteworthy`` is true
+    are reported at once. The command runs in its own session so an interrupt or the ``timeout`` stops
+    it *and* its children. Returns the output's last ``tail_lines`` lines; raises :class:`CommandFailed`
+    carrying them on a non-zero exit or a timeout.
+    """
+    start = time.monotonic()
+    tail_buf: collections.deque[str] = collections.deque(maxlen=tail_lines)
+    lines: queue.Queue[str | None] = queue.Queue()
+    proc = subprocess.Popen(
+        list(args),
+        cwd=cwd,
+        env=None if env is None else dict(env),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+        start_new_session=True,
+    )
+    stdout = proc.stdout
+    assert stdout is not None
+
+    def pump() -> None:
+        for line in stdout:
+            lines.put(line.rstrip("\n"))
+        lines.put(None)
+
+    reader = threading.Thread(target=pump, name=f"{label}-output", daemon=True)
+    reader.start()
+    count = 0
+    last_report = start
+    try:
+        while True:
+            now = time.monotonic()
+            if now - start > timeout:
+                raise CommandFailed(
+                    f"{label} did not finish within {timeout:.0f}s: {' '.join(args)}\n" + "\n".join(tail_buf),
+                    returncode=None,
+                    output_tail=list(tail_buf),
+                )
+            try:
+                line = lines.get(timeout=min(1.0, heartbeat))
+            except queue.Empty:
+                line = ""
+            else:
+                if line is None:
+                    break
+                count += 1
+                tail_buf.append(line)
+                if noteworthy(line):
+                    report(f"{label}: {_shorten(line.strip())}")
+                    last_report = time.monotonic()
+            now = time.monotonic()
+            if now - last_report >= heartbeat:
+                last_report = now
+                latest = _shorten(tail_buf[-1].strip()) if tail_buf else "no output yet"
+                report(f"{label}: {now - start:.0f}s elapsed, {count} lines of output (latest: {latest})")
+        code = proc.wait()
+    finally:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        reader.join(timeout=5)
+        stdout.close()
+    if code != 0:
+        raise CommandFailed(
+            f"{label} failed (exit {code}): {' '.join(args)}\n" + "\n".join(tail_buf),
+            returncode=code,
+            output_tail=list(tail_buf),
+        )
+    return list(tail_buf)
+
+
+def processes_with_env(name: str, value: str) -> list[int]:
+    """Live PIDs (other than this one) whose environment has ``name=value``: how the sandbox's own
+    processes are found (each carries ``RERANK_SANDBOX_ID``), e.g. to prove none outlived it."""
+    needle = f"\0{name}={value}\0".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if needle in b"\0" + (entry / "environ").read_bytes() + b"\0":
+                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+                if state not in ("Z", "X"):
+                    found.append(int(entry.name))
+        except (OSError, IndexError):
+            continue
+    return found

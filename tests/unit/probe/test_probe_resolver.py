@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from rerank_operator.probe import HOST_OVERRIDES_ENV, HostResolver
-from rerank_operator.probe.resolver import Override, split_host_port
+from rerank_operator.probe.resolver import FILE_ENV_VAR, Override, split_host_port
 
 
 def test_parse_the_documented_example() -> None:
@@ -75,3 +77,31 @@ def test_split_host_port() -> None:
     assert split_host_port("[::1]") == ("::1", None)
     with pytest.raises(ValueError, match="empty host"):
         split_host_port(":80")
+
+
+def test_overrides_file_is_reread_when_it_changes(tmp_path: Path) -> None:
+    path = tmp_path / "overrides"
+    resolver = HostResolver.from_env({HOST_OVERRIDES_ENV: "a:80=127.0.0.1:1", FILE_ENV_VAR: str(path)})
+    assert resolver  # configured, even while the file does not exist yet
+    assert resolver.resolve("b", 80) is None
+    assert resolver.resolve("a", 80) == Override("127.0.0.1", 1)
+    path.write_text("# written by the sandbox\nb:80=127.0.0.2:2\na:80=127.0.0.3:3, c=127.0.0.1\n")
+    assert resolver.resolve("b", 80) == Override("127.0.0.2", 2)
+    assert resolver.resolve("a", 80) == Override("127.0.0.3", 3)  # the file wins over the variable
+    assert resolver.resolve("c", 9) == Override("127.0.0.1", None)
+    path.write_text("b:80=127.0.0.2:2222\n")  # a different size: re-read even within one mtime tick
+    assert resolver.resolve("b", 80) == Override("127.0.0.2", 2222)
+    assert resolver.resolve("a", 80) == Override("127.0.0.1", 1)  # gone from the file: the variable's
+
+
+def test_overrides_file_that_stops_parsing_keeps_its_last_good_entries(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "overrides"
+    path.write_text("b:80=127.0.0.2:2\n")
+    resolver = HostResolver.from_env({FILE_ENV_VAR: str(path)})
+    assert resolver.resolve("b", 80) == Override("127.0.0.2", 2)
+    path.write_text("b:80=10.0.0.1:2\n")  # not loopback: refused, never used
+    assert resolver.resolve("b", 80) == Override("127.0.0.2", 2)
+    assert "is not loopback" in caplog.text
+    assert FILE_ENV_VAR in caplog.text
