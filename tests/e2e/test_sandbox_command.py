@@ -36,11 +36,13 @@ def test_sandbox_command_runs_example_and_stops_on_sigint(sandbox_binaries: None
     try:
         deadline = time.monotonic() + 240
         err = ""
-        while time.monotonic() < deadline and "press Ctrl-C" not in err:
+        # the sandbox says how to stop it as soon as it runs, and reports the example once it is Ready
+        while time.monotonic() < deadline and "example Ready after" not in err:
             assert proc.poll() is None, (tmp_path / "sandbox.err").read_text()
             time.sleep(1)
             err = (tmp_path / "sandbox.err").read_text()
         assert "press Ctrl-C" in err, err
+        assert "example Ready after" in err, err
         assert "bge-base" in err and "True" in err, f"example not Ready:\n{err}"
         cluster = ClusterClient(kubeconfig)
         condition = cluster.kubectl(
