@@ -44,7 +44,8 @@ Target = Literal["milvus", "milvus-lite"]
 # Which ConfigMap key holds the Function for each target.
 FUNCTION_KEYS: dict[str, str] = {"milvus": "milvus-function.json", "milvus-lite": "milvus-lite-function.json"}
 DATA_KEYS = ("endpoint", "model", "ready", "reason", "generation", *FUNCTION_KEYS.values())
-_REQUIRED_KEYS = tuple(k for k in DATA_KEYS if k != "reason")  # ``reason`` is only published when not ready
+# ``reason`` is optional: earlier operator versions published it only when not ready
+_REQUIRED_KEYS = tuple(k for k in DATA_KEYS if k != "reason")
 _FUNCTION_DICT_KEYS = ("name", "description", "type", "input_field_names", "output_field_names", "params")
 
 # Milvus Lite's Cohere provider refuses to run without an API key. vLLM started without ``--api-key``

@@ -5,7 +5,11 @@
   lets tests and the sandbox reach loopback stand-ins. Empty in production (cluster DNS).
 * ``RERANK_OPERATOR_HOST_OVERRIDES_FILE``: the same entries in a file re-read when it changes (the
   sandbox's seam for pipelines applied while the operator runs). Unset in production.
-* ``RERANK_OPERATOR_RESYNC_SECONDS``: level-based resync period that corrects drift (default 30).
+* ``RERANK_OPERATOR_RESYNC_SECONDS``: how often each pipeline re-reads what is not watched (Secrets,
+  autoscalers, copies in unwatched namespaces) and re-checks everything; each period is jittered by
+  +-10% so pipelines do not resync in step (default 600). Watched children are corrected at once.
+* ``RERANK_OPERATOR_STATUS_HEARTBEAT_SECONDS``: per-canary status detail (latency, consecutive counts,
+  probe time) is written at most this often when nothing else changed (default 600).
 """
 
 from __future__ import annotations
@@ -19,10 +23,18 @@ def cluster_domain() -> str:
     return os.environ.get("RERANK_OPERATOR_CLUSTER_DOMAIN", "").strip() or DEFAULT_CLUSTER_DOMAIN
 
 
-def resync_seconds() -> float:
-    raw = os.environ.get("RERANK_OPERATOR_RESYNC_SECONDS", "").strip()
+def _seconds(name: str, default: float, minimum: float) -> float:
+    raw = os.environ.get(name, "").strip()
     try:
-        value = float(raw) if raw else 30.0
+        value = float(raw) if raw else default
     except ValueError:
-        return 30.0
-    return max(1.0, value)
+        return default
+    return max(minimum, value)
+
+
+def resync_seconds() -> float:
+    return _seconds("RERANK_OPERATOR_RESYNC_SECONDS", 600.0, 1.0)
+
+
+def status_heartbeat_seconds() -> float:
+    return _seconds("RERANK_OPERATOR_STATUS_HEARTBEAT_SECONDS", 600.0, 0.0)

@@ -86,7 +86,7 @@ async def start_operator(
         # in a test process that was long ago: point the default at our file as well.
         monkeypatch.setattr(kubernetes.config.kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(kubeconfig))
         monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-        monkeypatch.setenv("RERANK_OPERATOR_RESYNC_SECONDS", "1")
+        monkeypatch.delenv("RERANK_OPERATOR_RESYNC_SECONDS", raising=False)  # watch-driven: no resync needed
         monkeypatch.setenv("RERANK_OPERATOR_CLUSTER_DOMAIN", "cluster.local")
         monkeypatch.setenv("RERANK_OPERATOR_HOST_OVERRIDES", host_overrides(server))
         harness = Harness(kmock=k8s_emulator, standin=server, operator=OperatorThread())

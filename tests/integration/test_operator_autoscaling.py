@@ -120,7 +120,19 @@ async def test_autoscaled_pipeline_leaves_the_count_to_its_hpa(start_operator: A
         assert h.condition("rr", "Ready")["status"] == "True"
         assert h.condition("rr", "Progressing")["status"] == "False"
 
-    await consistently(steady, duration=3)  # several 1 s resyncs
+    await consistently(steady, duration=3)  # several canary passes
+    # a hand edit of a field the operator sets: restored by an apply that leaves the count alone
+    live = h.must(DEPLOYMENTS, "rr-reranker")
+    await h.patch(DEPLOYMENTS, "rr-reranker", {"spec": {"progressDeadlineSeconds": 7}})
+    await passes(
+        lambda: (
+            h.must(DEPLOYMENTS, "rr-reranker")["spec"]["progressDeadlineSeconds"]
+            == live["spec"]["progressDeadlineSeconds"]
+        ),
+        within=10,
+        message="the hand edit is restored",
+    )
+    await consistently(steady, duration=2)
     assert deployment_applies(h), "the operator applied its Deployment"
     for body in deployment_applies(h):
         assert "replicas" not in body.get("spec", {}), body

@@ -158,9 +158,16 @@ async def test_spec_update_rolls_the_deployment_and_publishes_only_the_verified_
         assert ready["status"] == "True" and ready["observedGeneration"] == 2
 
     await passes(published_new, within=10, message="generation 2 verified and published")
-    assert any(e["reason"] == "Published" and "generation 2" in e["message"] for e in h.events("rr")), (
-        h.events("rr")
-    )
+
+    def told() -> None:  # in the Ready Event when the pipeline turns Ready in the same pass
+        events = h.events("rr")
+        assert any(
+            e["reason"] in ("Published", "Ready")
+            and "ranker config rr-ranker for generation 2" in e["message"]
+            for e in events
+        ), [(e["reason"], e["message"]) for e in events]
+
+    await passes(told, within=5, message="an Event tells the publication")
 
 
 async def test_rollout_past_its_deadline_stalls_and_keeps_the_working_config(start_operator: Any) -> None:

@@ -6,6 +6,7 @@ with the in-cluster Host header (the Service DNS name does not resolve outside a
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
@@ -21,6 +22,7 @@ from kmock_support import (
     PIPELINES,
     SECRETS,
     SERVICES,
+    Harness,
     consistently,
     endpoint_of,
     eventually,
@@ -39,7 +41,7 @@ async def test_passing_canary_publishes_a_ready_milvus_config(start_operator: An
 
     data = h.published("rr")
     assert data["ready"] == "true"
-    assert "reason" not in data
+    assert data["reason"] == "Healthy"
     assert data["endpoint"] == endpoint_of("rr") == "http://rr-reranker.ml.svc.cluster.local:8000"
     assert data["model"] == MODEL
     assert data["generation"] == "1"
@@ -78,8 +80,10 @@ async def test_passing_canary_publishes_a_ready_milvus_config(start_operator: An
 
     def events_posted() -> None:
         events = h.events("rr")
-        reasons = {e["reason"] for e in events if e["type"] == "Normal"}
-        assert {"Ready", "Published"} <= reasons, events
+        # a normal creation tells one story in one Event: Ready, and what was published
+        [ready] = [(e["type"], e["reason"]) for e in events]
+        assert ready == ("Normal", "Ready"), events
+        assert "published ranker config rr-ranker for generation 1" in events[0]["message"], events
         for event in events:
             assert event["involvedObject"]["uid"] == h.uids["rr"]
             assert event["involvedObject"]["kind"] == "RerankPipeline"
@@ -229,55 +233,82 @@ async def test_lost_replica_keeps_serving_reports_degraded_and_recovers(start_op
 
 
 # ------------------------------------------------------------------------------------ 9. quiet steady state
-async def test_steady_state_writes_no_status_and_creates_nothing_twice(start_operator: Any) -> None:
+def api_calls(h: Harness, since: int = 0) -> list[tuple[str, Any, str | None, str | None]]:
+    """Every request the emulator received after the first ``since``, watches left out (one stays
+    open per watched kind), as (method, resource, name, subresource)."""
+    out = []
+    for req in list(h.kmock)[since:]:
+        if (req.params or {}).get("watch") in ("true", "1", True):
+            continue
+        method = str(getattr(req.method, "value", req.method)).upper()
+        out.append((method, req.resource, req.name, req.subresource))  # kmock resources == "group/v/plural"
+    return out
+
+
+async def test_an_idle_pipeline_makes_no_api_request_while_the_canary_keeps_its_schedule(
+    start_operator: Any,
+) -> None:
     h = await start_operator()
-    # probes effectively off after the first good one; resync stays at 1 s
-    spec = pipeline_spec(probe={"intervalSeconds": 3600, "failureThreshold": 2})
-    await h.create_pipeline("rr", spec)
+    await h.create_pipeline("rr", pipeline_spec())  # canary every second
     # the first canary found no ready pod ...
     await eventually(
         lambda: h.status("rr").get("lastProbe", {}).get("reason") == "NoReadyReplicas",
         within=10,
         message="first canary: NoReadyReplicas",
     )
-    # ... and the finished rollout is checked at once, not an interval (an hour) later
     await h.play_deployment_controller("rr")
     await h.wait_ready("rr", within=5)
-
-    def counts() -> tuple[int, int, int, int]:
-        status_writes = len(h.requests("PATCH", PIPELINES, "rr", subresource="status"))
-        creates = sum(len(h.requests("POST", r)) for r in (DEPLOYMENTS, SERVICES, CONFIGMAPS))
-        applies = len(h.requests("PATCH", DEPLOYMENTS, "rr-reranker"))
-        events = len(h.events("rr"))
-        return status_writes, creates, applies, events
-
-    # the Ready Event follows the status write that made it Ready
     await eventually(lambda: any(e["reason"] == "Ready" for e in h.events("rr")), within=5)
-    before = counts()
+    await asyncio.sleep(1.0)  # the passes woken by the operator's own last writes
 
-    def unchanged() -> None:
-        now = counts()
-        assert now[0] == before[0], f"status written again: {before[0]} -> {now[0]}"
-        assert now[1] == before[1], f"children created again: {before[1]} -> {now[1]}"
-        assert now[3] == before[3], f"events posted again: {before[3]} -> {now[3]}"
+    since, canaries = len(list(h.kmock)), len(h.canaries())
+    await asyncio.sleep(3.5)  # more than three canary intervals
+    assert api_calls(h, since) == [], "an idle pipeline read or wrote through the API"
+    assert len(h.canaries()) - canaries >= 3, "the canary kept its schedule"
 
-    await consistently(unchanged, duration=3.5)  # three and a half resync periods
-    after = counts()
-    assert after[2] > before[2], "the resync kept re-applying the children (level-based)"
-    assert before[1] == 3, "one create each for Deployment, Service and ConfigMap"
+    creates = [c for c in api_calls(h) if c[0] == "POST" and c[1] in (DEPLOYMENTS, SERVICES, CONFIGMAPS)]
+    assert len(creates) == 3, "one create each for Deployment, Service and ConfigMap"
+    engine_lists = [
+        (req.method, req.resource)
+        for req in list(h.kmock)
+        if req.name is None
+        and str(getattr(req.method, "value", req.method)).upper() == "GET"
+        and not (req.headers or {}).get("User-Agent", "").startswith("kopf/")  # kopf's watches list first
+    ]
+    assert engine_lists == [], "a pass listed something instead of reading its watches"
     assert h.names(DEPLOYMENTS) == ["rr-reranker"]
     assert h.names(SERVICES) == ["rr-reranker"]
     assert h.names(CONFIGMAPS) == ["rr-ranker"]
     assert h.condition("rr", "Ready")["status"] == "True"
 
 
-async def test_restart_resumes_counters_and_latency_without_dropping_them(start_operator: Any) -> None:
+async def test_restart_writes_nothing_and_republishes_nothing(start_operator: Any) -> None:
+    h = await start_operator()
+    await h.converge("rr", pipeline_spec())
+    await asyncio.sleep(1.0)  # the passes woken by the operator's own last writes
+    published = h.must(CONFIGMAPS, "rr-ranker")
+    await h.restart_operator()
+    since, canaries = len(list(h.kmock)), len(h.canaries())
+    await eventually(lambda: len(h.canaries()) >= canaries + 2, within=10, message="canaries after restart")
+    writes = [c for c in api_calls(h, since) if c[0] not in ("GET",)]
+    assert writes == [], "the restarted operator wrote (its first pass found everything in place)"
+    assert (
+        h.must(CONFIGMAPS, "rr-ranker")["metadata"]["resourceVersion"]
+        == published["metadata"]["resourceVersion"]
+    )
+
+
+async def test_restart_resumes_counters_and_latency_without_dropping_them(
+    start_operator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     h = await start_operator()
     await h.converge("rr", pipeline_spec(probe={"intervalSeconds": 3600, "failureThreshold": 2}))
     before = h.status("rr")
     assert before["latency"]["samples"] >= 1
     writes = len(h.kmock.objects[PIPELINES, "ml", "rr"].history)
 
+    # a heartbeat of 0: per-canary detail is written with every canary, as it is every 10 minutes
+    monkeypatch.setenv("RERANK_OPERATOR_STATUS_HEARTBEAT_SECONDS", "0")
     await h.restart_operator()
     # the new process probes at once (it has no schedule yet) and counts on from what status said
     await eventually(

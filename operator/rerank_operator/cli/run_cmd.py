@@ -54,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
             liveness_endpoint=args.liveness,
             standalone=args.peering is None,
             peering_name=args.peering,
+            memo=kopf.Memo(watched_namespaces=tuple(namespaces)),  # what the view's watches cover
         )
     )
     return 0

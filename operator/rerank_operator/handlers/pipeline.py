@@ -1,30 +1,47 @@
-"""kopf handlers for RerankPipeline: thin, everything real happens in ``reconcile.engine``.
+"""kopf handlers for RerankPipeline: thin, everything real happens in ``reconcile``.
 
-* create/update/resume: reconcile at once, so ``Ready=False`` is there from the first second;
-* a per-pipeline daemon: re-applies children every resync period (drift correction) and runs the
-  canary every ``probe.intervalSeconds``;
+* a per-pipeline daemon runs the passes: at start, when a watch event wakes it (``handlers.children``,
+  and the pipeline's own new generations), when the canary is due, and at a long jittered resync
+  (``reconcile.schedule``). There are no create/update handlers: the daemon starts with the object,
+  and kopf's change handlers would add an annotation write per spec change;
 * delete: removes ConfigMaps published into other namespaces (ownerReferences cannot reach them).
 """
 
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 import logging
 import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import kopf
 
 from rerank_operator import FINALIZER, GROUP, PLURAL, VERSION
+from rerank_operator.handlers.children import (
+    GRANTS,
+    INDEX_NAMES,
+    OWNED_SELECTOR,
+    RESOURCES,
+    wakeups,
+)
 from rerank_operator.kube import ApiError, KubeApi, load_api_client
-from rerank_operator.reconcile.engine import PipelineState, Reconciler, ReconcilerConfig
-from rerank_operator.settings import cluster_domain, resync_seconds
+from rerank_operator.probe.verdict import Reason
+from rerank_operator.reconcile.engine import MISSING_SECRET, PipelineState, Reconciler, ReconcilerConfig
+from rerank_operator.reconcile.schedule import (
+    COALESCE_SECONDS,
+    Schedule,
+    Trigger,
+    wait_for_wakeup,
+)
+from rerank_operator.reconcile.view import CachedReads, Index
+from rerank_operator.settings import cluster_domain, resync_seconds, status_heartbeat_seconds
 
 log = logging.getLogger(__name__)
 
-TICK_SECONDS = 1.0  # how often the daemon checks whether a resync or probe is due
-MAX_BACKOFF_SECONDS = 60.0  # cap of the retry delay after failed passes
-UNSETTLED_RESYNC_SECONDS = 5.0  # resync period while a pipeline is rolling out or failing
+# a canary refused for its key: read the Secret again before the next one, not only at a resync
+REREAD_SECRET_AFTER = frozenset({str(Reason.UNAUTHORIZED), MISSING_SECRET})
 
 
 @kopf.on.startup()
@@ -40,11 +57,18 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.watching.inactivity_timeout = 600  # re-establish silently stalled watches
     settings.watching.server_timeout = 300
     settings.scanning.disabled = True  # no cluster-wide CRD/namespace watching, hence no RBAC for it
+    for api_version, plural in RESOURCES.values():  # only what the operator owns, selected by the apiserver
+        settings.watching.label_selectors[api_version, plural] = OWNED_SELECTOR
     if "reconciler" not in memo:
         memo["reconciler"] = Reconciler(
             KubeApi(load_api_client()),
-            ReconcilerConfig(cluster_domain=cluster_domain(), resync_seconds=resync_seconds()),
+            ReconcilerConfig(
+                cluster_domain=cluster_domain(),
+                resync_seconds=resync_seconds(),
+                status_heartbeat_seconds=status_heartbeat_seconds(),
+            ),
         )
+    wakeups(memo)  # created before any handler copies the memo
 
 
 @kopf.on.cleanup()
@@ -70,55 +94,97 @@ def _reconciler(memo: kopf.Memo) -> Reconciler:
     return reconciler
 
 
-@kopf.on.resume(GROUP, VERSION, PLURAL, id="reconcile-resume")
-@kopf.on.create(GROUP, VERSION, PLURAL, id="reconcile-create")
-@kopf.on.update(GROUP, VERSION, PLURAL, id="reconcile-update")
-async def reconcile(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    try:
-        await _reconciler(memo).reconcile(body, _state(memo), probe=False)
-    except ApiError as exc:
-        raise kopf.TemporaryError(f"Kubernetes API: {exc}", delay=5) from exc
+def _covers(memo: kopf.Memo) -> Callable[[str], bool]:
+    """Which namespaces the watches see: ``run --namespace`` patterns, or all of them."""
+    patterns = tuple(memo.get("watched_namespaces") or ())
+    if not patterns:
+        return lambda _ns: True
+    return lambda ns: any(fnmatch.fnmatchcase(ns, p) for p in patterns)
 
 
-# cancellation_backoff: on deletion/exit kopf first raises `stopped` and waits; the loop notices
-# within one tick and returns by itself, so daemons end cleanly instead of being cancelled.
-@kopf.daemon(
-    GROUP, VERSION, PLURAL, id="monitor", cancellation_backoff=2 * TICK_SECONDS, cancellation_timeout=10
-)
-async def monitor(stopped: kopf.DaemonStopped, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    """Level-based loop: resync children and probe on schedule until the object goes away."""
+@kopf.on.event(GROUP, VERSION, PLURAL, id="pipeline-changed")
+def pipeline_changed(body: kopf.Body, namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
+    """A new generation (spec change) or a deletion wakes the daemon; status and metadata changes
+    (most of them the operator's own writes) do not."""
+    meta = body.get("metadata", {})
+    key = (namespace or "", name)
+    state = wakeups(memo).state(key)
+    if state is None:
+        return
+    if meta.get("deletionTimestamp") or meta.get("generation") != state.seen_generation:
+        wakeups(memo).wake(key)
+
+
+# cancellation_backoff: on deletion/exit kopf first raises `stopped`, which wakes the loop; it returns
+# after the pass it is in, and is cancelled only if that pass takes longer.
+@kopf.daemon(GROUP, VERSION, PLURAL, id="monitor", cancellation_backoff=5.0, cancellation_timeout=10)
+async def monitor(
+    stopped: kopf.DaemonStopped,
+    body: kopf.Body,
+    memo: kopf.Memo,
+    namespace: str | None,
+    name: str,
+    **kwargs: Any,
+) -> None:
+    """Level-based loop: one pass per wake-up or due time, until the object goes away."""
     reconciler = _reconciler(memo)
     state = _state(memo)
-    last_resync = float("-inf")
-    last_generation: int | None = None
-    retry_at = float("-inf")
-    backoff = TICK_SECONDS
-    while not stopped:
-        now = time.monotonic()
-        generation = body.get("metadata", {}).get("generation")
-        period = (
-            reconciler.config.resync_seconds
-            if state.settled
-            else min(UNSETTLED_RESYNC_SECONDS, reconciler.config.resync_seconds)
-        )
-        resync_due = now - last_resync >= period or generation != last_generation
-        if (resync_due or state.probe_due(now)) and now >= retry_at:
+    indexes: Mapping[str, Index] = {kind: kwargs[index] for kind, index in INDEX_NAMES.items()}
+    covers = _covers(memo)
+    key = (namespace or "", name)
+    registry = wakeups(memo)
+    wake = registry.register(key, state)
+    schedule = Schedule.starting(time.monotonic(), reconciler.config.resync_seconds)
+    trigger = Trigger.CHANGE
+    # kopf raises `stopped` on deletion and exit: wake at once and return by ourselves (no cancellation)
+    stopping = asyncio.create_task(_wake_when_stopped(stopped, wake))
+    try:
+        while not stopped:
+            wake.clear()
+            state.seen_generation = body.get("metadata", {}).get("generation")
+            last_reason = (state.last_probe or {}).get("reason")
+            reads = CachedReads(
+                indexes,
+                reconciler.kube,
+                state.memory,
+                covers=covers,
+                refresh=trigger.refreshes or last_reason in REREAD_SECRET_AFTER,
+            )
+            started = time.monotonic()
             try:
-                await reconciler.reconcile(body, state, probe=True)
-                last_resync, last_generation = now, generation
-                backoff = TICK_SECONDS
+                await reconciler.reconcile(body, state, probe=True, reads=reads)
+                schedule.passed(time.monotonic(), trigger)
             except Exception as exc:  # never let one bad pass kill the daemon; back off instead of flooding
-                name = body.get("metadata", {}).get("name")
+                delay = schedule.failed(time.monotonic())
                 if isinstance(exc, ApiError):
-                    log.warning("reconcile of %s failed, retrying in %.0fs: %s", name, backoff, exc)
+                    log.warning(
+                        "reconcile of %s/%s failed, retrying in %.0fs: %s", namespace, name, delay, exc
+                    )
                 else:
-                    log.exception("unexpected error reconciling %s, retrying in %.0fs", name, backoff)
-                retry_at = now + backoff
-                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
-        # A plain sleep, not ``stopped.wait()``: kopf cancels async daemons on deletion and exit, and
-        # a cancellation racing the time limit of ``stopped.wait()`` escapes as TimeoutError (which
-        # then fails kopf.operator() at shutdown). Cancellation of a sleep is clean.
-        await asyncio.sleep(TICK_SECONDS)
+                    log.exception(
+                        "unexpected error reconciling %s/%s, retrying in %.0fs", namespace, name, delay
+                    )
+            due, due_trigger = schedule.next_due(
+                last_pass=started,
+                last_probe=state.last_probe_at,
+                probe_interval=state.probe_interval_seconds,
+                apply_errors=state.apply_errors,
+            )
+            if await wait_for_wakeup(wake, due - time.monotonic()):
+                if stopped:
+                    break
+                await asyncio.sleep(COALESCE_SECONDS)  # one pass for a burst of events
+                trigger = Trigger.CHANGE if schedule.retry_at is None else Trigger.RETRY
+            else:
+                trigger = due_trigger
+    finally:
+        stopping.cancel()
+        registry.unregister(key, wake)
+
+
+async def _wake_when_stopped(stopped: kopf.DaemonStopped, wake: asyncio.Event) -> None:
+    await stopped.wait()
+    wake.set()
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL, id="cleanup")
@@ -127,3 +193,6 @@ async def cleanup(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
         await _reconciler(memo).cleanup(body)
     except ApiError as exc:
         raise kopf.TemporaryError(f"cleanup of published ConfigMaps failed: {exc}", delay=5) from exc
+
+
+__all__ = ["GRANTS", "cleanup", "configure", "monitor", "pipeline_changed"]

@@ -4,8 +4,8 @@ The kubernetes client does auth and TLS (kubeconfig, in-cluster tokens); this la
 verbs the operator needs on raw dicts, so manifests from ``render`` go out unchanged.
 """
 
-from rerank_operator.kube.client import ApiError, KubeApi, load_api_client
+from rerank_operator.kube.client import ApiError, KubeApi, load_api_client, secret_value
 from rerank_operator.kube.paths import object_path, resource_path
 from rerank_operator.kube.timestamps import utcnow
 
-__all__ = ["ApiError", "KubeApi", "load_api_client", "object_path", "resource_path", "utcnow"]
+__all__ = ["ApiError", "KubeApi", "load_api_client", "object_path", "resource_path", "secret_value", "utcnow"]

@@ -142,7 +142,7 @@ class KubeApi:
         meta = manifest["metadata"]
         path = object_path(manifest["kind"], meta["namespace"], meta["name"])
         if live is not None:
-            await self._fold_update_entry(path, live)
+            await self._fold_update_entry(path, live, manifest)
         query = [("fieldManager", FIELD_MANAGER), ("force", "true")]
         try:
             return await self.request("PATCH", path, body=manifest, query=query, content_type=APPLY)
@@ -173,11 +173,16 @@ class KubeApi:
             raise
         return {str(r.get("name")) for r in result.get("resources") or [] if "/" not in str(r.get("name"))}
 
-    async def _fold_update_entry(self, path: str, live: dict[str, Any]) -> None:
+    async def _fold_update_entry(self, path: str, live: dict[str, Any], manifest: dict[str, Any]) -> None:
         """Turn our create-time ``Update`` managedFields entry into (part of) our ``Apply`` entry, as
-        ``kubectl``'s client-side-to-server-side upgrade does; guarded by the resourceVersion seen."""
+        ``kubectl``'s client-side-to-server-side upgrade does; guarded by the resourceVersion seen.
+
+        Only when it matters: if the apply sets every field the entry owns, the apply takes them all
+        over and the write would change nothing."""
         meta = live.get("metadata") or {}
         entries = meta.get("managedFields") or []
+        if all(_covered(e.get("fieldsV1") or {}, manifest) for e in entries if _is_our_update(e)):
+            return
         folded = fold_managed_fields(entries)
         if folded is None:
             return
@@ -215,11 +220,15 @@ class KubeApi:
 
     async def read_secret_key(self, namespace: str, name: str, key: str) -> str | None:
         """One key of a Secret, decoded; ``None`` if the Secret or key is missing. Never logged."""
-        secret = await self.get("Secret", namespace, name)
-        if secret is None:
-            return None
-        raw = (secret.get("data") or {}).get(key)  # stringData is write-only: reads only have data
-        return None if raw is None else base64.b64decode(raw).decode("utf-8").strip()
+        return secret_value(await self.get("Secret", namespace, name), key)
+
+
+def secret_value(secret: dict[str, Any] | None, key: str) -> str | None:
+    """One key of a Secret as read, decoded; ``None`` if the Secret or key is missing."""
+    if secret is None:
+        return None
+    raw = (secret.get("data") or {}).get(key)  # stringData is write-only: reads only have data
+    return None if raw is None else base64.b64decode(raw).decode("utf-8").strip()
 
 
 def fold_managed_fields(entries: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
@@ -245,6 +254,45 @@ def fold_managed_fields(entries: list[dict[str, Any]]) -> list[dict[str, Any]] |
     target["fieldsV1"] = fields
     rest = [e for e in entries if not (ours(e, "Update") or ours(e, "Apply"))]
     return [target, *rest]
+
+
+def _is_our_update(entry: dict[str, Any]) -> bool:
+    return (
+        entry.get("manager") == FIELD_MANAGER
+        and entry.get("operation") == "Update"
+        and not entry.get("subresource")
+    )
+
+
+def _covered(fields: dict[str, Any], value: Any) -> bool:
+    """Whether ``value`` (a manifest, or part of one) sets every field of a FieldsV1 tree: map keys
+    (``f:``), list items by their keys (``k:``) or value (``v:``). Positional items (``i:``) are
+    never taken as covered."""
+    for key, sub in fields.items():
+        if key == ".":
+            continue
+        kind, _, rest = key.partition(":")
+        if kind == "f":
+            if not isinstance(value, dict) or rest not in value:
+                return False
+            child = value[rest]
+        elif kind == "k" and isinstance(value, list):
+            wanted = json.loads(rest)
+            child = next(
+                (i for i in value if isinstance(i, dict) and all(i.get(k) == v for k, v in wanted.items())),
+                None,
+            )
+            if child is None:
+                return False
+        elif kind == "v" and isinstance(value, list):
+            if json.loads(rest) not in value:
+                return False
+            continue
+        else:
+            return False
+        if sub and not _covered(sub, child):
+            return False
+    return True
 
 
 def _merge_fields(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from rerank_operator.render.naming import child_names, object_meta
 
 FUNCTION_TYPE_RERANK = 3  # pymilvus FunctionType.RERANK, as Function.to_dict() serialises it
 AWAITING_FIRST_PROBE = "AwaitingFirstProbe"
+READY_REASON = "Healthy"  # the published reason of a ready config, as the Ready condition says
 DEFAULT_CLUSTER_DOMAIN = "cluster.local"
 DATA_KEYS = (
     "endpoint",
@@ -107,9 +108,10 @@ class PublishedConfig:
             "generation": str(self.generation),
             "milvus-function.json": self.function_json,
             "milvus-lite-function.json": self.lite_function_json,
+            # always present (``Healthy`` when ready): the same keys in every version of the ConfigMap, so
+            # going ready is a change of values only, and no apply has to remove a key
+            "reason": READY_REASON if self.ready else self.reason,
         }
-        if not self.ready:
-            out["reason"] = self.reason
         return out
 
     def marked(self, *, ready: bool, reason: str) -> PublishedConfig:

@@ -155,10 +155,10 @@ def desired_conditions(obs: Observation) -> list[Desired]:
     where = ", ".join(f"{ns}/{obs.config_map_name}" for ns in obs.namespaces)
     w = obs.workload
     if obs.serving:
-        latency = (obs.last_probe or {}).get("latencyMs")
-        lat = f" in {latency:.0f} ms" if isinstance(latency, int | float) else ""
+        # no latency here: it changes with every canary, and a condition must change only with the state
+        # (status.lastProbe.latencyMs and the metrics carry it)
         pods = f"; {w.ready}/{obs.desired_replicas} pods ready" if obs.short_of_replicas else ""
-        ready = Desired("Ready", "True", "Healthy", f"canary rerank passed{lat}; published to {where}{pods}")
+        ready = Desired("Ready", "True", "Healthy", f"canary rerank passed; published to {where}{pods}")
     else:
         reason, message = not_ready_reason(obs)
         ready = Desired("Ready", "False", reason, message)

@@ -18,7 +18,7 @@ import httpx
 
 from rerank_operator import metrics
 from rerank_operator.events import post_event
-from rerank_operator.kube import ApiError, KubeApi, utcnow
+from rerank_operator.kube import ApiError, KubeApi, secret_value, utcnow
 from rerank_operator.kube.discovery import ApiDiscovery
 from rerank_operator.models import InvalidPipeline, RerankPipeline, RerankPipelineStatus
 from rerank_operator.models.grant import consent_hint, consenting_grant
@@ -43,15 +43,18 @@ from rerank_operator.reconcile.autoscaler import (
 )
 from rerank_operator.reconcile.conditions import find
 from rerank_operator.reconcile.decide import (
-    EXPECTED_NOT_READY,
+    ROLLING_OUT,
     SCALED_TO_ZERO,
     Observation,
     invalid_status,
     valid_status,
 )
+from rerank_operator.reconcile.drift import contains, needs_write, with_hash
 from rerank_operator.reconcile.ownership import Claim, claim
 from rerank_operator.reconcile.replicas import HANDOVER_MANAGER, desired_replicas, handover_manifest
+from rerank_operator.reconcile.status_diff import essential
 from rerank_operator.reconcile.tracker import ProbeTracker
+from rerank_operator.reconcile.view import ApiReads, ReadMemory, Reads
 from rerank_operator.reconcile.workload import WorkloadState, observe_workload
 from rerank_operator.render import child_names, render_workload, selector_labels
 from rerank_operator.render.autoscaling import HPA_KIND, KEDA_KIND
@@ -65,6 +68,9 @@ MISSING_SECRET = "MissingSecret"
 # What status keeps of a canary's message: it may quote a response body from an address the pipeline
 # chose, so only a short excerpt (the probe already strips it to one printable line).
 STATUS_MESSAGE_CHARS = 512
+# Ready=False reasons of a normal rollout: reported in status, not as Events (a creation posts one
+# Event, when the pipeline turns Ready).
+SILENT_NOT_READY = frozenset({AWAITING_FIRST_PROBE, ROLLING_OUT})
 
 
 def plain(value: Any) -> Any:
@@ -94,11 +100,22 @@ class PipelineState:
     status: dict[str, Any] | None = None
     seeded: bool = False
     # True when only a spec change (or drift) can change the outcome: verified, invalid or rejected.
-    # While not settled, the daemon resyncs faster so rollouts are noticed promptly without watches.
     settled: bool = False
+    # a child was rejected or is someone else's: retried on a timer (an unwatched object may change)
+    apply_errors: bool = False
     probe_interval_seconds: float = 30.0  # from the last valid spec, for the daemon's schedule
     # an autoscaler left from before this process started (status lost) was looked for
     leftovers_checked: bool = False
+    memory: ReadMemory = field(default_factory=ReadMemory)
+    # children whose apply answer still differs from the manifest (apiserver normalisation the
+    # comparison does not know): judged by their applied-hash annotation alone
+    hash_only: set[tuple[str, str, str]] = field(default_factory=set)
+    # when status was last written (monotonic): per-canary detail is written at most this often
+    status_written_at: float | None = None
+    # namespaces the pipeline publishes into, for waking it when their consent changes
+    publish_targets: frozenset[str] = frozenset()
+    # the generation the daemon last started a pass for: a newer one in a watch event wakes it
+    seen_generation: int | None = None
 
     def probe_due(self, now: float) -> bool:
         """Interval-based part of the schedule; ``Reconciler`` adds rollout-driven checks."""
@@ -108,7 +125,9 @@ class PipelineState:
 @dataclass(frozen=True)
 class ReconcilerConfig:
     cluster_domain: str = "cluster.local"
-    resync_seconds: float = 30.0
+    resync_seconds: float = 600.0
+    # per-canary status detail (latency, counters, probe time) alone is written at most this often
+    status_heartbeat_seconds: float = 600.0
 
 
 class Reconciler:
@@ -142,7 +161,15 @@ class Reconciler:
             self._http = None
 
     # ------------------------------------------------------------------------------ entry
-    async def reconcile(self, body: Mapping[str, Any], state: PipelineState, *, probe: bool = True) -> None:
+    async def reconcile(
+        self,
+        body: Mapping[str, Any],
+        state: PipelineState,
+        *,
+        probe: bool = True,
+        reads: Reads | None = None,
+    ) -> None:
+        """One pass. ``reads``: where children are read from (the watch-fed view; default: the API)."""
         raw: dict[str, Any] = plain(body)
         meta = raw.get("metadata") or {}
         if meta.get("deletionTimestamp"):
@@ -157,7 +184,9 @@ class Reconciler:
                 state.settled = True
                 return
             try:
-                await self._reconcile_valid(raw, pipeline, state, probe=probe)
+                await self._reconcile_valid(
+                    raw, pipeline, state, probe=probe, reads=reads or ApiReads(self.kube)
+                )
             except ApiError:
                 metrics.RECONCILES.labels("error").inc()
                 raise
@@ -174,6 +203,7 @@ class Reconciler:
         published = status.get("published") or {}
         state.published = PublishedConfig.from_status(published, ready=False, reason=AWAITING_FIRST_PROBE)
         state.published_time = published.get("time")
+        state.status_written_at = time.monotonic()  # what status says counts as just written
         state.seeded = True
 
     # ------------------------------------------------------------------------------ invalid
@@ -185,7 +215,13 @@ class Reconciler:
 
     # ------------------------------------------------------------------------------ valid
     async def _reconcile_valid(
-        self, raw: dict[str, Any], pipeline: RerankPipeline, state: PipelineState, *, probe: bool
+        self,
+        raw: dict[str, Any],
+        pipeline: RerankPipeline,
+        state: PipelineState,
+        *,
+        probe: bool,
+        reads: Reads,
     ) -> None:
         ns = pipeline.namespace
         names = child_names(pipeline)
@@ -195,25 +231,26 @@ class Reconciler:
         desired = initial_config(pipeline, self.config.cluster_domain)  # what this spec would publish
         state.probe_interval_seconds = spec.probe.interval_seconds
         manifests, not_installed = await self._installed(render_workload(pipeline))
-        apply_errors, applied, foreign = await self._apply_all(pipeline, manifests)
-        await self._remove_stale_children(pipeline, state)
+        state.publish_targets = frozenset(publish_namespaces(pipeline))
+        apply_errors, applied, foreign = await self._apply_all(pipeline, manifests, state, reads)
+        await self._remove_stale_children(pipeline, state, reads)
 
         # the apply answer is the live object, status included; read it only if the apply was rejected,
         # and never judge (or probe through) a Deployment or Service that is someone else's
         deployment = applied.get(("Deployment", names.deployment))
         if deployment is None and ("Deployment", names.deployment) not in foreign:
-            deployment = await self.kube.get("Deployment", ns, names.deployment)
+            deployment = await reads.get("Deployment", ns, names.deployment)
         probe = probe and not foreign
-        selector = ",".join(f"{k}={v}" for k, v in selector_labels(pipeline).items())
-        pods = await self.kube.list("Pod", ns, selector)
+        pods = await reads.pods(ns, pipeline.name, selector_labels(pipeline))
         workload = observe_workload(deployment, pods, desired_replicas(pipeline, deployment))
-        autoscaler = await self._observe_autoscaler(pipeline, applied, not_installed)
+        autoscaler = await self._observe_autoscaler(pipeline, applied, not_installed, reads)
 
         tracker = state.tracker
         verdict_ok = False
         if probe and self._probe_due(state, pipeline, workload):
-            verdict_ok = await self._probe_round(pipeline, desired.endpoint, workload, state)
+            verdict_ok = await self._probe_round(pipeline, desired.endpoint, workload, state, reads)
 
+        published_note: str | None = None  # told in the Ready Event when both happen in this pass
         if verdict_ok and tracker.healthy and workload.rolled_out:
             candidate = desired
             if state.published is None or state.published.to_status() != candidate.to_status():
@@ -221,13 +258,9 @@ class Reconciler:
                 state.published = candidate
                 state.published_time = utcnow()
                 metrics.PUBLISH_EVENTS.labels(ns, pipeline.name, "published").inc()
-                await post_event(
-                    self.kube,
-                    raw,
-                    "Normal",
-                    "Published",
+                published_note = (
                     f"{'published' if first else 'updated'} ranker config {names.published} for generation "
-                    f"{generation} (endpoint {candidate.endpoint})",
+                    f"{generation} (endpoint {candidate.endpoint})"
                 )
 
         if state.published is None or state.published.endpoint == desired.endpoint:
@@ -236,7 +269,7 @@ class Reconciler:
         published_ready = published_health.healthy and workload.desired > 0 and state.published is not None
         reason = self._not_ready_reason(workload.desired, published_health, state)
         config = (state.published or desired).marked(ready=published_ready, reason=reason)
-        child_errors, publish_errors = await self._publish(raw, pipeline, config, state)
+        child_errors, publish_errors = await self._publish(raw, pipeline, config, state, reads)
         apply_errors += child_errors
 
         obs = Observation(
@@ -263,10 +296,11 @@ class Reconciler:
         status = valid_status(obs, state.status, now=utcnow())
         metrics.PIPELINE_READY.labels(ns, pipeline.name).set(1 if obs.serving else 0)
         state.settled = obs.verified or bool(apply_errors)
-        await self._write_status(raw, state, status)
+        state.apply_errors = bool(apply_errors)
+        await self._write_status(raw, state, status, published_note=published_note)
 
     async def _apply_all(
-        self, pipeline: RerankPipeline, manifests: list[dict[str, Any]]
+        self, pipeline: RerankPipeline, manifests: list[dict[str, Any]], state: PipelineState, reads: Reads
     ) -> tuple[list[str], dict[tuple[str, str], dict[str, Any]], set[tuple[str, str]]]:
         """Write the children; one that is rejected or not ours is reported (Stalled), a transient
         error retried.
@@ -280,10 +314,10 @@ class Reconciler:
         for manifest in manifests:
             kind, name = manifest["kind"], manifest["metadata"]["name"]
             try:
-                live = await self.kube.get(kind, pipeline.namespace, name)
+                live = await reads.get(kind, pipeline.namespace, name)
                 if kind == "Deployment" and live is not None and self._claim(pipeline, live).ours:
-                    live = await self._hand_over_replicas(pipeline, live)
-                written, problem = await self._write_child(pipeline, manifest, live)
+                    live = await self._hand_over_replicas(pipeline, live, reads)
+                written, problem = await self._write_child(pipeline, manifest, live, state, reads)
             except ApiError as exc:
                 if exc.transient:
                     raise
@@ -308,7 +342,9 @@ class Reconciler:
             out.append(manifest)
         return out, missing
 
-    async def _hand_over_replicas(self, pipeline: RerankPipeline, live: dict[str, Any]) -> dict[str, Any]:
+    async def _hand_over_replicas(
+        self, pipeline: RerankPipeline, live: dict[str, Any], reads: Reads
+    ) -> dict[str, Any]:
         """Before an apply of our Deployment that leaves ``spec.replicas`` out, make sure the apiserver
         keeps the count (``reconcile.replicas``). Returns the Deployment as it is now."""
         manifest = handover_manifest(pipeline, live)
@@ -316,6 +352,7 @@ class Reconciler:
             return live
         # not forced, never a create: on any surprise the pass fails before the count could go
         answer = await self.kube.apply_field(manifest, field_manager=HANDOVER_MANAGER)
+        reads.wrote("Deployment", pipeline.namespace, manifest["metadata"]["name"], answer)
         log.info(
             "%s/%s: spec.replicas (%s) handed over to the autoscaler",
             pipeline.namespace,
@@ -324,7 +361,9 @@ class Reconciler:
         )
         return answer
 
-    async def _remove_stale_children(self, pipeline: RerankPipeline, state: PipelineState) -> None:
+    async def _remove_stale_children(
+        self, pipeline: RerankPipeline, state: PipelineState, reads: Reads
+    ) -> None:
         """Delete an autoscaler or PodMonitor the spec no longer asks for (an HPA left behind would
         fight the operator over the replica count). Found from what status recorded, plus, once per
         process, the HPA's name in case status was lost."""
@@ -332,13 +371,13 @@ class Reconciler:
         if not state.leftovers_checked and pipeline.spec.autoscaling is None:
             stale.append((HPA_KIND, child_names(pipeline).autoscaler))
         for kind, name in dict.fromkeys(stale):
-            await self._delete_child(pipeline, kind, name)
+            await self._delete_child(pipeline, kind, name, reads)
         state.leftovers_checked = True
 
-    async def _delete_child(self, pipeline: RerankPipeline, kind: str, name: str) -> None:
+    async def _delete_child(self, pipeline: RerankPipeline, kind: str, name: str, reads: Reads) -> None:
         """Delete a child only if it provably is this pipeline's, and only that very object (UID
         precondition); anything else with the name is left alone."""
-        live = await self.kube.get(kind, pipeline.namespace, name)
+        live = await reads.get(kind, pipeline.namespace, name)
         if live is None:
             return
         if not pipeline.metadata.uid or not self._claim(pipeline, live).ours:
@@ -352,6 +391,7 @@ class Reconciler:
             if exc.status != 409:  # 409: replaced by someone else since it was read
                 raise
             return
+        reads.wrote(kind, pipeline.namespace, name, None)
         log.info("deleted %s %s/%s: the spec no longer asks for it", kind, pipeline.namespace, name)
 
     async def _observe_autoscaler(
@@ -359,6 +399,7 @@ class Reconciler:
         pipeline: RerankPipeline,
         applied: dict[tuple[str, str], dict[str, Any]],
         not_installed: set[str],
+        reads: Reads,
     ) -> AutoscalerState | None:
         """The autoscaler's state from its apply answer (status included); for KEDA also the HPA it
         manages, which carries the desired count."""
@@ -371,25 +412,37 @@ class Reconciler:
         keda_hpa = None
         hpa_name = keda_hpa_name(live) if kind == KEDA_KIND else None
         if hpa_name is not None:
-            keda_hpa = await self.kube.get(HPA_KIND, pipeline.namespace, hpa_name)
+            keda_hpa = await reads.get(HPA_KIND, pipeline.namespace, hpa_name)
         return observe_autoscaler(pipeline, live, keda_hpa=keda_hpa, not_installed=kind in not_installed)
 
     async def _write_child(
-        self, pipeline: RerankPipeline, manifest: dict[str, Any], live: dict[str, Any] | None
+        self,
+        pipeline: RerankPipeline,
+        manifest: dict[str, Any],
+        live: dict[str, Any] | None,
+        state: PipelineState,
+        reads: Reads,
     ) -> tuple[dict[str, Any] | None, str | None]:
         """The one way the operator writes a child or a published copy: create what is missing (create
-        only), force-apply what is provably this pipeline's, and leave anything else untouched.
+        only), force-apply what is provably this pipeline's and differs from the manifest
+        (``reconcile.drift``), and leave anything else untouched.
 
-        ``live`` is the object as last observed (``None``: not there). Returns the object the apiserver
-        answered with, or a problem naming the object and its holder.
+        ``live`` is the object as last observed (``None``: not there). Returns the object as it now is
+        (the apiserver's answer, or ``live`` when nothing had to be written), or a problem naming the
+        object and its holder.
         """
+        manifest = with_hash(manifest)
         kind, meta = manifest["kind"], manifest["metadata"]
+        key = (kind, meta["namespace"], meta["name"])
         if live is None:
             try:
-                return await self.kube.create(manifest), None
+                created = await self.kube.create(manifest)
             except ApiError as exc:
                 if exc.status != 409:
                     raise
+            else:
+                reads.wrote(*key, created)
+                return created, None
             # created by someone else since it was observed: judge what is there now
             live = await self.kube.get(kind, meta["namespace"], meta["name"])
             if live is None:
@@ -398,7 +451,14 @@ class Reconciler:
         if not verdict.ours:
             where = f"{kind} {meta['namespace']}/{meta['name']}"
             return None, f"{where} exists and is not this pipeline's ({verdict.holder}); rename or remove it"
-        return await self.kube.apply(manifest, live), None
+        if not needs_write(manifest, live, hash_only=key in state.hash_only):
+            return live, None
+        answer = await self.kube.apply(manifest, live)
+        reads.wrote(*key, answer)
+        if not contains(answer, manifest) and key not in state.hash_only:
+            log.info("%s %s/%s: the apiserver stores values differently; judged by hash from now", *key)
+            state.hash_only.add(key)
+        return answer, None
 
     @staticmethod
     def _claim(pipeline: RerankPipeline, live: Mapping[str, Any]) -> Claim:
@@ -421,13 +481,18 @@ class Reconciler:
         return state.probe_due(time.monotonic())
 
     async def _probe_round(
-        self, pipeline: RerankPipeline, desired_endpoint: str, workload: WorkloadState, state: PipelineState
+        self,
+        pipeline: RerankPipeline,
+        desired_endpoint: str,
+        workload: WorkloadState,
+        state: PipelineState,
+        reads: Reads,
     ) -> bool:
         """The canary against the desired endpoint and, while it differs, the published one
         (whose readiness then follows its own tracker). True when the desired endpoint passed."""
         state.last_probe_at = time.monotonic()
         state.last_probe_generation = pipeline.metadata.generation or 0
-        api_key = await self._api_key(pipeline, workload)
+        api_key = await self._api_key(pipeline, workload, reads)
         ok, reason, message, latency = await self._check(
             pipeline, desired_endpoint, workload, state.tracker, api_key
         )
@@ -450,12 +515,14 @@ class Reconciler:
             await self._check(pipeline, published.endpoint, workload, state.published_tracker, api_key)
         return ok
 
-    async def _api_key(self, pipeline: RerankPipeline, workload: WorkloadState) -> str | None:
-        """The key from ``apiKeySecretRef``, read once per round and only when a request will be sent."""
+    async def _api_key(self, pipeline: RerankPipeline, workload: WorkloadState, reads: Reads) -> str | None:
+        """The key from ``apiKeySecretRef``, only when a request will be sent. Secrets are not watched:
+        the view reads it again on watch-driven and resync passes, and after the reranker refused it."""
         ref = pipeline.spec.api_key_secret_ref
         if ref is None or workload.desired == 0 or not workload.serving:
             return None
-        return await self.kube.read_secret_key(pipeline.namespace, ref.name, ref.key)
+        secret = await reads.get("Secret", pipeline.namespace, ref.name)
+        return secret_value(secret, ref.key)
 
     async def _check(
         self,
@@ -523,7 +590,12 @@ class Reconciler:
 
     # ------------------------------------------------------------------------------ publishing
     async def _publish(
-        self, raw: dict[str, Any], pipeline: RerankPipeline, config: PublishedConfig, state: PipelineState
+        self,
+        raw: dict[str, Any],
+        pipeline: RerankPipeline,
+        config: PublishedConfig,
+        state: PipelineState,
+        reads: Reads,
     ) -> tuple[list[str], list[str]]:
         """Write the published ConfigMap into its namespaces. Returns (child problems, copy problems):
         the pipeline's own copy is a child (``ApplyRejected``); a copy elsewhere that cannot be written
@@ -536,18 +608,18 @@ class Reconciler:
         for ns in targets:
             errors = child_errors if ns == pipeline.namespace else copy_errors
             try:
-                live = await self.kube.get("ConfigMap", ns, name)
+                live = await reads.get("ConfigMap", ns, name)
                 if ns != pipeline.namespace:
-                    refusal = await self._consent(pipeline, ns)
+                    refusal = await self._consent(pipeline, ns, reads)
                     if refusal is not None:
                         errors.append(refusal)
                         if live is not None:  # consent revoked (a deliberate act): withdraw the copy
                             await self._withdraw(
-                                pipeline.metadata.uid or "", pipeline.name, pipeline.namespace, live
+                                pipeline.metadata.uid or "", pipeline.name, pipeline.namespace, live, reads
                             )
                         continue
                 _, problem = await self._write_child(
-                    pipeline, render_published_configmap(pipeline, config, ns), live
+                    pipeline, render_published_configmap(pipeline, config, ns), live, state, reads
                 )
             except ApiError as exc:
                 if exc.transient:
@@ -555,7 +627,7 @@ class Reconciler:
                 problem = f"cannot publish to namespace {ns}: {exc.message or exc.reason}"
             if problem is not None:
                 errors.append(problem)
-        await self._remove_stale(state, pipeline, targets)
+        await self._remove_stale(state, pipeline, targets, reads)
         if (
             previous_ready is not None
             and bool(previous_ready) != config.ready
@@ -565,11 +637,11 @@ class Reconciler:
             metrics.PUBLISH_EVENTS.labels(pipeline.namespace, pipeline.name, event).inc()
         return child_errors, copy_errors
 
-    async def _consent(self, pipeline: RerankPipeline, namespace: str) -> str | None:
+    async def _consent(self, pipeline: RerankPipeline, namespace: str, reads: Reads) -> str | None:
         """``None`` when ``namespace`` accepts copies from this pipeline (a RerankPublishGrant there
         says so), else why not, in words that tell the pipeline's owner whom to ask."""
         try:
-            grants = await self.kube.list("RerankPublishGrant", namespace)
+            grants = await reads.grants(namespace)
         except ApiError as exc:
             if exc.transient:
                 raise
@@ -581,7 +653,9 @@ class Reconciler:
             namespace, pipeline.namespace, pipeline.name
         )
 
-    async def _remove_stale(self, state: PipelineState, pipeline: RerankPipeline, targets: list[str]) -> None:
+    async def _remove_stale(
+        self, state: PipelineState, pipeline: RerankPipeline, targets: list[str], reads: Reads
+    ) -> None:
         """Withdraw copies the spec no longer asks for (namespace dropped or ConfigMap renamed)."""
         published = (state.status or {}).get("published") or {}
         old_name = published.get("configMapName")
@@ -590,21 +664,23 @@ class Reconciler:
         for ns in old_namespaces:
             if old_name and (ns not in targets or old_name != current):
                 await self._withdraw_named(
-                    pipeline.metadata.uid or "", pipeline.name, pipeline.namespace, ns, old_name
+                    pipeline.metadata.uid or "", pipeline.name, pipeline.namespace, ns, old_name, reads
                 )
 
     async def _withdraw_named(
-        self, uid: str, pipeline_name: str, pipeline_ns: str, ns: str, name: str
+        self, uid: str, pipeline_name: str, pipeline_ns: str, ns: str, name: str, reads: Reads
     ) -> None:
         try:
-            live = await self.kube.get("ConfigMap", ns, name)
+            live = await reads.get("ConfigMap", ns, name)
         except ApiError as exc:
             log.warning("cannot read ConfigMap %s/%s for cleanup: %s", ns, name, exc)
             return
         if live is not None:
-            await self._withdraw(uid, pipeline_name, pipeline_ns, live)
+            await self._withdraw(uid, pipeline_name, pipeline_ns, live, reads)
 
-    async def _withdraw(self, uid: str, pipeline_name: str, pipeline_ns: str, live: dict[str, Any]) -> None:
+    async def _withdraw(
+        self, uid: str, pipeline_name: str, pipeline_ns: str, live: dict[str, Any], reads: Reads
+    ) -> None:
         """Delete a published ConfigMap only if it provably is this pipeline's, and only that very
         object (UID precondition): never one that merely has our name or labels."""
         meta = live.get("metadata") or {}
@@ -617,6 +693,7 @@ class Reconciler:
             if exc.status != 409:  # 409: replaced by someone else since it was read; not ours to delete
                 raise
             return
+        reads.wrote("ConfigMap", meta["namespace"], meta["name"], None)
         metrics.PUBLISH_EVENTS.labels(pipeline_ns, pipeline_name, "withdrawn").inc()
 
     async def cleanup(self, body: Mapping[str, Any]) -> None:
@@ -631,44 +708,72 @@ class Reconciler:
             cm_names.add(status_published["configMapName"])
         namespaces = set(spec_publish.get("namespaces") or []) | set(status_published.get("namespaces") or [])
         namespaces.discard(ns)
+        reads = ApiReads(self.kube)  # deletion is rare: read what is there now
         for other in sorted(namespaces):
             for cm in sorted(cm_names):
-                await self._withdraw_named(uid, name, ns, other, cm)
+                await self._withdraw_named(uid, name, ns, other, cm, reads)
         metrics.forget_pipeline(ns, name)
 
     # ------------------------------------------------------------------------------ status
-    async def _write_status(self, raw: dict[str, Any], state: PipelineState, status: dict[str, Any]) -> None:
-        """Patch status only when it differs from what was last seen or written.
+    async def _write_status(
+        self,
+        raw: dict[str, Any],
+        state: PipelineState,
+        status: dict[str, Any],
+        *,
+        published_note: str | None = None,
+    ) -> None:
+        """Patch status only when it differs from what was last seen or written, and, when only the
+        per-canary detail differs (``reconcile.status_diff``), at most every status heartbeat.
 
         The status goes through ``RerankPipelineStatus`` first: a field the CRD does not declare would
         be pruned silently by the apiserver, so here it fails loudly instead.
         """
         new = RerankPipelineStatus.model_validate(_compact(status)).to_api()
         old = state.status or {}
-        if new == old:
+        now = time.monotonic()
+        detail_only = essential(new) == essential(old)
+        fresh = (
+            state.status_written_at is not None
+            and now - state.status_written_at < self.config.status_heartbeat_seconds
+        )
+        if new == old or (detail_only and fresh):
+            if published_note is not None:
+                await post_event(self.kube, raw, "Normal", "Published", published_note)
             return
         patch = {**{k: None for k in old if k not in new}, **new}
         meta = raw["metadata"]
         await self.kube.patch_status("RerankPipeline", meta.get("namespace", "default"), meta["name"], patch)
-        await self._events(raw, old, new)
         state.status = new
+        state.status_written_at = now
+        await self._events(raw, old, new, published_note)
 
-    async def _events(self, raw: dict[str, Any], old: dict[str, Any], new: dict[str, Any]) -> None:
-        """One Event per transition of Ready (status or reason), not per pass."""
+    async def _events(
+        self, raw: dict[str, Any], old: dict[str, Any], new: dict[str, Any], published_note: str | None
+    ) -> None:
+        """One Event per transition of Ready (status or reason), not per pass, and none for the steps
+        of a normal rollout (``SILENT_NOT_READY``): status shows them. A publication in the same pass
+        is told in the same Event."""
         before = find(old.get("conditions") or [], "Ready")
         after = find(new.get("conditions") or [], "Ready")
-        if after is None:
-            return
-        if before is not None and (before.get("status"), before.get("reason")) == (
-            after.get("status"),
-            after.get("reason"),
-        ):
+        transition = after is not None and (
+            before is None
+            or (before.get("status"), before.get("reason")) != (after.get("status"), after.get("reason"))
+        )
+        if after is None or not transition:
+            if published_note is not None:
+                await post_event(self.kube, raw, "Normal", "Published", published_note)
             return
         reason = "Ready" if after.get("status") == "True" else str(after.get("reason"))
-        type_: Literal["Normal", "Warning"] = (
-            "Normal" if reason == "Ready" or reason in EXPECTED_NOT_READY else "Warning"
-        )
-        await post_event(self.kube, raw, type_, reason, str(after.get("message", "")))
+        message = str(after.get("message", ""))
+        if reason in SILENT_NOT_READY:
+            if published_note is not None:
+                await post_event(self.kube, raw, "Normal", "Published", published_note)
+            return
+        if published_note is not None:
+            message = f"{message}; {published_note}"
+        type_: Literal["Normal", "Warning"] = "Normal" if reason in ("Ready", SCALED_TO_ZERO) else "Warning"
+        await post_event(self.kube, raw, type_, reason, message)
 
 
 def _canary(pipeline: RerankPipeline) -> Canary:

@@ -173,7 +173,7 @@ def test_not_ready_is_refused_with_reason_and_opt_out(not_ready_data: dict[str, 
 def test_read_published_fields(ready_data: dict[str, str], not_ready_data: dict[str, str]) -> None:
     ready = read_published(ready_data)
     assert ready.ready
-    assert ready.reason == ""
+    assert ready.reason == "Healthy"  # published with every config, ready or not
     assert ready.model == "BAAI/bge-reranker-base"
     assert ready.endpoint == "http://bge-base-reranker.default.svc.cluster.local:8000"
     assert ready.generation == 0

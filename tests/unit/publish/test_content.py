@@ -246,8 +246,8 @@ def test_marked_flips_only_ready_and_reason(make_pipeline: MakePipeline) -> None
     assert ready.ready is True
     data = ready.data()
     assert data["ready"] == "true"
-    assert "reason" not in data  # only a not-ready config explains itself
-    assert set(data) == set(DATA_KEYS) - {"reason"}
+    assert data["reason"] == "Healthy"  # always published: going ready changes values, never keys
+    assert set(data) == set(DATA_KEYS) == set(config.data())
     failing = ready.marked(ready=False, reason="WrongTopDocument")
     assert failing.data()["reason"] == "WrongTopDocument"
     assert failing.data()["ready"] == "false"

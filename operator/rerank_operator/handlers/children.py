@@ -1,0 +1,96 @@
+"""kopf glue for what the operator owns: watch it, keep it in memory, wake its pipeline on a change.
+
+Each kind below is watched with the operator's ``managed-by`` label as a server-side selector (set in
+``handlers.pipeline.configure``; the handlers filter by it too, for API emulators that ignore
+selectors on watches). Two things happen per watch event:
+
+* an index keeps the object (``reconcile.view`` reads it). kopf lists every index before any handler
+  or daemon runs, so the first pass after a restart already sees every child, and writes nothing
+  that is in place;
+* the pipeline the object belongs to (its labels say) is woken: a pod turning ready, a hand edit or a
+  deleted child is handled at once, not at the next resync.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from rerank_operator import GROUP, VERSION
+from rerank_operator.reconcile.engine import PipelineState
+from rerank_operator.reconcile.schedule import Wakeups
+from rerank_operator.reconcile.view import index_key, owning_pipeline, resource_version, slim
+from rerank_operator.render.naming import MANAGED_BY
+
+OWNED = {"app.kubernetes.io/managed-by": MANAGED_BY}
+OWNED_SELECTOR = ",".join(f"{k}={v}" for k, v in OWNED.items())
+
+# kind -> the resource as kopf's decorators take it, and the name its index is injected under
+RESOURCES: dict[str, tuple[str, str]] = {
+    "Deployment": ("apps/v1", "deployments"),
+    "Service": ("v1", "services"),
+    "PodDisruptionBudget": ("policy/v1", "poddisruptionbudgets"),
+    "PersistentVolumeClaim": ("v1", "persistentvolumeclaims"),
+    "ConfigMap": ("v1", "configmaps"),
+    "Pod": ("v1", "pods"),
+}
+GRANTS = (f"{GROUP}/{VERSION}", "rerankpublishgrants")
+INDEX_NAMES: dict[str, str] = {
+    **{kind: f"{plural}_index" for kind, (_, plural) in RESOURCES.items()},
+    "RerankPublishGrant": "rerankpublishgrants_index",
+}
+
+
+def wakeups(memo: kopf.Memo) -> Wakeups[PipelineState]:
+    """The operator-wide registry of running pipeline daemons (one object shared by every handler:
+    kopf gives each object a shallow copy of the operator's memo)."""
+    registry = memo.get("wakeups")
+    if registry is None:
+        registry = Wakeups[PipelineState]()
+        memo["wakeups"] = registry
+    assert isinstance(registry, Wakeups)
+    return registry
+
+
+def _register(kind: str, api_version: str, plural: str) -> None:
+    def index(
+        namespace: str | None, name: str, labels: kopf.Labels, body: kopf.Body, **_: Any
+    ) -> dict[Any, Any]:
+        return {index_key(kind, namespace or "", name, labels): slim(kind, body)}
+
+    def changed(
+        event: kopf.RawEvent, namespace: str | None, name: str, labels: kopf.Labels, memo: kopf.Memo, **_: Any
+    ) -> None:
+        owner = owning_pipeline(namespace or "", labels)
+        if owner is None:
+            return
+        registry = wakeups(memo)
+        if event.get("type") == "DELETED":
+            state = registry.state(owner)
+            if state is not None:
+                key = (kind, namespace or "", name)
+                state.memory.deleted(key, resource_version(event.get("object")))
+        registry.wake(owner)
+
+    index.__name__ = index.__qualname__ = INDEX_NAMES[kind]
+    kopf.index(api_version, plural, id=INDEX_NAMES[kind], labels=OWNED)(index)
+    kopf.on.event(api_version, plural, id=f"{plural}-changed", labels=OWNED)(changed)
+
+
+for _kind, (_api_version, _plural) in RESOURCES.items():
+    _register(_kind, _api_version, _plural)
+
+
+@kopf.index(*GRANTS, id=INDEX_NAMES["RerankPublishGrant"])
+def rerankpublishgrants_index(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    return {index_key("RerankPublishGrant", namespace or "", name, {}): slim("RerankPublishGrant", body)}
+
+
+@kopf.on.event(*GRANTS, id="rerankpublishgrants-changed")
+def grant_changed(namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
+    """Consent given or withdrawn: wake the pipelines that publish into this namespace."""
+    registry = wakeups(memo)
+    for key, (_event, state) in list(registry.entries.items()):
+        if namespace in state.publish_targets:
+            registry.wake(key)

@@ -1,0 +1,212 @@
+"""What a pass reads: the children as the operator's watches last saw them, not a GET per pass.
+
+The operator watches the kinds it owns (selected by its ``managed-by`` label) and keeps them in memory
+(kopf indexes, listed before any pass runs; see ``handlers.children``). A pass reads that memory
+through :class:`CachedReads`; only what is not watched is read from the API, and then only on passes
+that may need a fresh copy (a watch event or a resync), never on a canary-only pass:
+
+* kinds without a watch (Secrets, autoscalers, PodMonitors);
+* namespaces the operator does not watch (``run --namespace``: copies published elsewhere).
+
+A watch event for the operator's own write can arrive after the next pass has started, so each write's
+answer is kept in a small per-pipeline overlay that wins while it is at least as new as the watched
+copy (by resourceVersion); without it that pass would create or apply the same object again.
+
+:class:`ApiReads` is the same interface straight on the API (a GET or LIST per read): for one-off
+callers without watches, e.g. tests that drive a single pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from rerank_operator.kube import KubeApi
+from rerank_operator.render.naming import PIPELINE_LABEL, PIPELINE_NAMESPACE_LABEL
+
+# kinds the operator watches; the index of each is keyed as in ``index_key``
+WATCHED_KINDS = (
+    "Deployment",
+    "Service",
+    "PodDisruptionBudget",
+    "PersistentVolumeClaim",
+    "ConfigMap",
+    "Pod",
+    "RerankPublishGrant",
+)
+
+Key = tuple[str, str, str]  # kind, namespace, name
+Index = Mapping[Any, Collection[Mapping[str, Any]]]
+
+
+def index_key(kind: str, namespace: str, name: str, labels: Mapping[str, str]) -> Any:
+    """How each kind is looked up: pods by their pipeline (a pass wants all of them), grants by
+    namespace (consent is per namespace), everything else by name."""
+    if kind == "Pod":
+        return (namespace, labels.get(PIPELINE_LABEL, ""))
+    if kind == "RerankPublishGrant":
+        return namespace
+    return (namespace, name)
+
+
+def owning_pipeline(namespace: str, labels: Mapping[str, str]) -> tuple[str, str] | None:
+    """(namespace, name) of the pipeline a labelled child or copy belongs to, if it says."""
+    name = labels.get(PIPELINE_LABEL)
+    if not name:
+        return None
+    return labels.get(PIPELINE_NAMESPACE_LABEL) or namespace, name
+
+
+def slim(kind: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    """What the index keeps of an object: everything a pass reads. Pods lose their managedFields
+    (nothing reads them, and pods are the most numerous); other kinds keep them for ownership and the
+    replica handover."""
+    out: dict[str, Any] = _plain(body)
+    if kind == "Pod":
+        out.get("metadata", {}).pop("managedFields", None)
+    return out
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def resource_version(body: Mapping[str, Any] | None) -> int | None:
+    raw = ((body or {}).get("metadata") or {}).get("resourceVersion")
+    try:
+        return int(raw) if raw is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+class Reads(Protocol):
+    async def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None: ...
+
+    async def pods(self, namespace: str, pipeline: str, selector: Mapping[str, str]) -> list[dict[str, Any]]:
+        """The pods of ``pipeline`` that match ``selector`` (the Deployment's)."""
+
+    async def grants(self, namespace: str) -> list[dict[str, Any]]: ...
+
+    def wrote(self, kind: str, namespace: str, name: str, answer: dict[str, Any] | None) -> None:
+        """Record the operator's own write (``None``: deleted), as the apiserver answered it."""
+
+
+def _selector(selector: Mapping[str, str]) -> str:
+    return ",".join(f"{k}={v}" for k, v in selector.items())
+
+
+class ApiReads:
+    """Every read a request (no watches): what the engine did before it had a cache."""
+
+    def __init__(self, kube: KubeApi):
+        self.kube = kube
+
+    async def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        return await self.kube.get(kind, namespace, name)
+
+    async def pods(self, namespace: str, pipeline: str, selector: Mapping[str, str]) -> list[dict[str, Any]]:
+        return await self.kube.list("Pod", namespace, _selector(selector))
+
+    async def grants(self, namespace: str) -> list[dict[str, Any]]:
+        return await self.kube.list("RerankPublishGrant", namespace)
+
+    def wrote(self, kind: str, namespace: str, name: str, answer: dict[str, Any] | None) -> None:
+        return None
+
+
+@dataclass
+class ReadMemory:
+    """Per-pipeline memory of reads and writes between passes."""
+
+    # the operator's own writes, newer than the watch may have delivered: (resourceVersion, body|None)
+    overlay: dict[Key, tuple[int | None, dict[str, Any] | None]] = field(default_factory=dict)
+    # unwatched objects as last read (or written)
+    remembered: dict[Key, dict[str, Any] | None] = field(default_factory=dict)
+    remembered_grants: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    def deleted(self, key: Key, version: int | None) -> None:
+        """The watch saw ``key`` deleted at ``version``: a write of ours before that is history."""
+        written = self.overlay.get(key)
+        if written is None:
+            return
+        if written[0] is None or version is None or written[0] <= version:
+            del self.overlay[key]
+
+
+class CachedReads:
+    """Reads from the watch-fed indexes, the overlay and the remembered unwatched objects.
+
+    ``refresh``: unwatched objects are read from the API again (a watch-driven or resync pass); when
+    false (a canary-only pass) what was last read is used and the pass makes no read request at all.
+    """
+
+    def __init__(
+        self,
+        indexes: Mapping[str, Index],
+        kube: KubeApi,
+        memory: ReadMemory,
+        *,
+        covers: Callable[[str], bool] = lambda _ns: True,
+        refresh: bool = True,
+    ):
+        self.indexes = indexes
+        self.kube = kube
+        self.memory = memory
+        self.covers = covers
+        self.refresh = refresh
+
+    def _watched(self, kind: str, namespace: str) -> bool:
+        return kind in self.indexes and self.covers(namespace)
+
+    async def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        key = (kind, namespace, name)
+        if not self._watched(kind, namespace):
+            if self.refresh or key not in self.memory.remembered:
+                self.memory.remembered[key] = await self.kube.get(kind, namespace, name)
+            return self.memory.remembered[key]
+        store = self.indexes[kind].get((namespace, name)) or ()
+        watched = next(iter(store), None)
+        written = self.memory.overlay.get(key)
+        if written is None:
+            return dict(watched) if watched is not None else None
+        version, body = written
+        seen = resource_version(watched)
+        if version is not None and seen is not None and seen >= version:
+            del self.memory.overlay[key]  # the watch has caught up with our write
+            return dict(watched) if watched is not None else None
+        return body
+
+    async def pods(self, namespace: str, pipeline: str, selector: Mapping[str, str]) -> list[dict[str, Any]]:
+        if not self._watched("Pod", namespace):
+            return await self.kube.list("Pod", namespace, _selector(selector))
+        store = self.indexes["Pod"].get((namespace, pipeline)) or ()
+        out = []
+        for pod in store:
+            labels = (pod.get("metadata") or {}).get("labels") or {}
+            if all(labels.get(k) == v for k, v in selector.items()):
+                out.append(dict(pod))
+        return out
+
+    async def grants(self, namespace: str) -> list[dict[str, Any]]:
+        if self._watched("RerankPublishGrant", namespace):
+            return [dict(g) for g in self.indexes["RerankPublishGrant"].get(namespace) or ()]
+        if self.refresh or namespace not in self.memory.remembered_grants:
+            self.memory.remembered_grants[namespace] = await self.kube.list("RerankPublishGrant", namespace)
+        return self.memory.remembered_grants[namespace]
+
+    def wrote(self, kind: str, namespace: str, name: str, answer: dict[str, Any] | None) -> None:
+        key = (kind, namespace, name)
+        if not self._watched(kind, namespace):
+            self.memory.remembered[key] = answer
+            return
+        if answer is None:  # deleted: hide the watched copy until the watch drops it
+            watched = next(iter(self.indexes[kind].get((namespace, name)) or ()), None)
+            version = resource_version(watched)
+            self.memory.overlay[key] = (None if version is None else version + 1, None)
+            return
+        self.memory.overlay[key] = (resource_version(answer), answer)
