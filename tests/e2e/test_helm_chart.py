@@ -54,14 +54,14 @@ EXPECTED_RULES = {
     "rerank.dev/rerankpipelines": {"get", "list", "watch", "patch"},
     "rerank.dev/rerankpipelines/status": {"get", "patch"},
     "rerank.dev/rerankpipelines/finalizers": {"update"},
-    "apps/deployments": {"get", "create", "patch"},
-    "/services": {"get", "create", "patch"},
-    "/persistentvolumeclaims": {"get", "create", "patch"},
-    "policy/poddisruptionbudgets": {"get", "create", "patch"},
+    "apps/deployments": {"get", "list", "watch", "create", "patch"},
+    "/services": {"get", "list", "watch", "create", "patch"},
+    "/persistentvolumeclaims": {"get", "list", "watch", "create", "patch"},
+    "policy/poddisruptionbudgets": {"get", "list", "watch", "create", "patch"},
     "autoscaling/horizontalpodautoscalers": {"get", "create", "patch", "delete"},
-    "/configmaps": {"get", "create", "patch", "delete"},
-    "rerank.dev/rerankpublishgrants": {"list"},
-    "/pods": {"list"},
+    "/configmaps": {"get", "list", "watch", "create", "patch", "delete"},
+    "rerank.dev/rerankpublishgrants": {"list", "watch"},
+    "/pods": {"list", "watch"},
     "/secrets": {"get"},
     "/events": {"create"},
 }
@@ -186,7 +186,8 @@ def test_template_clusterwide(helm: Helm) -> None:
     assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "healthz"}
     assert {p["name"]: p["containerPort"] for p in c["ports"]} == {"healthz": 8080, "metrics": 9090}
     assert {"name": "RERANK_OPERATOR_CLUSTER_DOMAIN", "value": "cluster.local"} in c["env"]
-    assert {"name": "RERANK_OPERATOR_RESYNC_SECONDS", "value": "30"} in c["env"]
+    assert {"name": "RERANK_OPERATOR_RESYNC_SECONDS", "value": "600"} in c["env"]
+    assert {"name": "RERANK_OPERATOR_STATUS_HEARTBEAT_SECONDS", "value": "600"} in c["env"]
     assert c["resources"]["requests"] and c["resources"]["limits"]["memory"]
     assert {"name": "tmp", "mountPath": "/tmp"} in c["volumeMounts"]
     assert {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}} in pod["volumes"]
@@ -383,6 +384,12 @@ ALLOWED = [
     ("patch", "horizontalpodautoscalers.autoscaling"),
     ("delete", "horizontalpodautoscalers.autoscaling"),
     ("list", "pods"),
+    ("watch", "pods"),
+    ("watch", "deployments.apps"),
+    ("list", "services"),
+    ("watch", "configmaps"),
+    ("list", "configmaps"),
+    ("watch", "rerankpublishgrants.rerank.dev"),
     ("get", "configmaps"),
     ("create", "configmaps"),
     ("patch", "configmaps"),
@@ -407,8 +414,6 @@ DENIED = [
     ("create", "rerankpipelines.rerank.dev"),
     ("update", "rerankpipelines.rerank.dev"),
     ("get", "pods"),
-    ("watch", "pods"),
-    ("list", "configmaps"),
     ("create", "pods"),
     ("patch", "events"),
     ("*", "*"),

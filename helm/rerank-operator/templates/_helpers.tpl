@@ -75,20 +75,21 @@ see the chart README ("RBAC") for one line of justification per rule.
 - apiGroups: ["rerank.dev"]
   resources: ["rerankpipelines/finalizers"]
   verbs: ["update"]
-# Children: get to check that an existing object is provably this pipeline's before any write
-# (ownership), create when missing, patch (server-side apply) only when ours; the Deployment's get also
-# reads its rollout status. No delete: children are removed by the garbage collector.
+# Children: list+watch to keep them in memory (selected by the operator's managed-by label; a pass reads
+# that memory, not the API), get to judge an object that appeared under a child's name, create when
+# missing, patch (server-side apply) only when ours and different. No delete: children are removed by
+# the garbage collector.
 - apiGroups: ["apps"]
   resources: ["deployments"]
-  verbs: ["get", "create", "patch"]
+  verbs: ["get", "list", "watch", "create", "patch"]
 # The Service and the model-cache PVC, likewise.
 - apiGroups: [""]
   resources: ["services", "persistentvolumeclaims"]
-  verbs: ["get", "create", "patch"]
+  verbs: ["get", "list", "watch", "create", "patch"]
 # The reranker pods' PodDisruptionBudget, likewise.
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
-  verbs: ["get", "create", "patch"]
+  verbs: ["get", "list", "watch", "create", "patch"]
 # spec.autoscaling (provider hpa): the HorizontalPodAutoscaler, likewise; get also reads the one KEDA
 # manages (its desired count); delete removes the pipeline's own when autoscaling is removed (a
 # left-over HPA would fight the operator over the replica count).
@@ -108,10 +109,19 @@ see the chart README ("RBAC") for one line of justification per rule.
   verbs: ["get", "create", "patch", "delete"]
 {{- end }}
 {{ include "rerank-operator.publishRules" . }}
-# Why pods wait or fail (Unschedulable, CrashLoopBackOff), by label selector.
+# The reranker pods, watched by label selector: readiness, and why they wait or fail (Unschedulable,
+# CrashLoopBackOff).
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["list"]
+  verbs: ["list", "watch"]
+# ConfigMaps (chat templates, published configs) and grants in watched namespaces are kept in memory
+# too; in publish-only namespaces the operator reads them one by one (the rules below).
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["list", "watch"]
+- apiGroups: ["rerank.dev"]
+  resources: ["rerankpublishgrants"]
+  verbs: ["watch"]
 # The reranker's API key (spec.apiKeySecretRef), read by name only: no list/watch.
 - apiGroups: [""]
   resources: ["secrets"]

@@ -52,3 +52,33 @@ def test_update_and_apply_entries_merge_and_others_stay() -> None:
         "f:metadata": {"f:labels": {}},
     }
     assert rest == [status, ours_status]  # other managers and subresource entries are not ours to fold
+
+
+# ------------------------------------------------------------------------------ when a fold is needed
+def test_an_apply_that_sets_every_field_of_the_update_entry_needs_no_fold() -> None:
+    from rerank_operator.kube.client import _covered
+
+    fields = {
+        "f:metadata": {
+            "f:labels": {".": {}, "f:app": {}},
+            "f:ownerReferences": {".": {}, 'k:{"uid":"u1"}': {}},
+        },
+        "f:data": {".": {}, "f:ready": {}, "f:reason": {}},
+    }
+    manifest = {
+        "metadata": {"labels": {"app": "x"}, "ownerReferences": [{"uid": "u1", "kind": "RerankPipeline"}]},
+        "data": {"ready": "true", "reason": "Healthy"},
+    }
+    assert _covered(fields, manifest)
+
+
+def test_a_field_the_apply_drops_needs_the_fold() -> None:
+    from rerank_operator.kube.client import _covered
+
+    fields = {"f:data": {"f:ready": {}, "f:reason": {}}}
+    assert not _covered(fields, {"data": {"ready": "true"}})  # reason would linger under the Update entry
+    owner = {"f:metadata": {"f:ownerReferences": {'k:{"uid":"u1"}': {}}}}
+    assert not _covered(owner, {"metadata": {"ownerReferences": [{"uid": "u2"}]}})
+    assert not _covered({"f:spec": {"f:ports": {"i:0": {}}}}, {"spec": {"ports": [{}]}})  # positional
+    assert _covered({"f:spec": {"f:args": {'v:"--x"': {}}}}, {"spec": {"args": ["--x"]}})
+    assert not _covered({"f:spec": {"f:args": {'v:"--x"': {}}}}, {"spec": {"args": ["--y"]}})

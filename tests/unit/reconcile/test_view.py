@@ -1,0 +1,92 @@
+"""The watch-fed view: index reads, the overlay of the operator's own writes, pods by pipeline."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kubernetes import client as k8s_client
+
+from rerank_operator.kube import KubeApi
+from rerank_operator.reconcile.view import CachedReads, ReadMemory, index_key, owning_pipeline, slim
+
+
+def obj(name: str, version: int, **extra: Any) -> dict[str, Any]:
+    return {"metadata": {"name": name, "namespace": "ml", "resourceVersion": str(version)}, **extra}
+
+
+def reads(indexes: dict[str, dict[Any, list[dict[str, Any]]]], memory: ReadMemory) -> CachedReads:
+    # a client for no server: every read below must come from memory (a request would fail the test)
+    unreachable = KubeApi(k8s_client.ApiClient(k8s_client.Configuration(host="http://127.0.0.1:9")))
+    return CachedReads(indexes, unreachable, memory, refresh=False)
+
+
+async def test_reads_come_from_the_index() -> None:
+    view = reads({"Service": {("ml", "rr"): [obj("rr", 5)]}}, ReadMemory())
+    assert (await view.get("Service", "ml", "rr"))["metadata"]["resourceVersion"] == "5"  # type: ignore[index]
+    assert await view.get("Service", "ml", "other") is None
+
+
+async def test_an_own_write_wins_until_the_watch_catches_up() -> None:
+    index: dict[Any, list[dict[str, Any]]] = {("ml", "rr"): [obj("rr", 5)]}
+    memory = ReadMemory()
+    view = reads({"ConfigMap": index}, memory)
+    view.wrote("ConfigMap", "ml", "rr", obj("rr", 9, data={"ready": "true"}))
+    assert (await view.get("ConfigMap", "ml", "rr"))["data"] == {"ready": "true"}  # type: ignore[index]
+    index[("ml", "rr")] = [obj("rr", 9, data={"ready": "true"})]  # the watch event arrives
+    assert (await view.get("ConfigMap", "ml", "rr"))["metadata"]["resourceVersion"] == "9"  # type: ignore[index]
+    assert memory.overlay == {}
+    index[("ml", "rr")] = [obj("rr", 12, data={"ready": "edited"})]  # a later hand edit is seen
+    assert (await view.get("ConfigMap", "ml", "rr"))["data"] == {"ready": "edited"}  # type: ignore[index]
+
+
+async def test_an_own_create_is_seen_before_its_watch_event() -> None:
+    memory = ReadMemory()
+    view = reads({"Service": {}}, memory)
+    view.wrote("Service", "ml", "rr", obj("rr", 3))
+    assert await view.get("Service", "ml", "rr") is not None  # no second create
+
+
+async def test_an_own_delete_hides_the_object_and_a_deletion_event_clears_the_overlay() -> None:
+    index: dict[Any, list[dict[str, Any]]] = {("ml", "rr"): [obj("rr", 5)]}
+    memory = ReadMemory()
+    view = reads({"ConfigMap": index}, memory)
+    view.wrote("ConfigMap", "ml", "rr", None)
+    assert await view.get("ConfigMap", "ml", "rr") is None
+    del index[("ml", "rr")]
+    memory.deleted(("ConfigMap", "ml", "rr"), 6)
+    assert memory.overlay == {}
+    # a write that the watch later saw deleted is history
+    view.wrote("ConfigMap", "ml", "rr", obj("rr", 7))
+    memory.deleted(("ConfigMap", "ml", "rr"), 8)
+    assert await view.get("ConfigMap", "ml", "rr") is None
+
+
+async def test_pods_are_the_pipelines_that_match_the_selector() -> None:
+    ours = obj("rr-1", 1, metadata_labels=None)
+    ours["metadata"]["labels"] = {"app.kubernetes.io/instance": "rr", "rerank.dev/pipeline": "rr"}
+    stray = obj("rr-2", 1)
+    stray["metadata"]["labels"] = {"app.kubernetes.io/instance": "other", "rerank.dev/pipeline": "rr"}
+    view = reads({"Pod": {("ml", "rr"): [ours, stray]}}, ReadMemory())
+    pods = await view.pods("ml", "rr", {"app.kubernetes.io/instance": "rr"})
+    assert [p["metadata"]["name"] for p in pods] == ["rr-1"]
+    assert await view.pods("ml", "nobody", {}) == []
+
+
+def test_index_keys_and_owners() -> None:
+    labels = {"rerank.dev/pipeline": "rr"}
+    assert index_key("Pod", "ml", "rr-abc", labels) == ("ml", "rr")
+    assert index_key("RerankPublishGrant", "apps", "g", {}) == "apps"
+    assert index_key("Deployment", "ml", "rr-reranker", labels) == ("ml", "rr-reranker")
+    assert owning_pipeline("ml", labels) == ("ml", "rr")
+    assert owning_pipeline("apps", {**labels, "rerank.dev/pipeline-namespace": "ml"}) == ("ml", "rr")
+    assert owning_pipeline("ml", {}) is None
+
+
+def test_slim_pods_drop_managed_fields_only() -> None:
+    pod = {
+        "metadata": {"name": "p", "managedFields": [{"manager": "kubelet"}]},
+        "status": {"phase": "Running"},
+    }
+    assert slim("Pod", pod) == {"metadata": {"name": "p"}, "status": {"phase": "Running"}}
+    assert slim("Deployment", pod)["metadata"]["managedFields"] == [{"manager": "kubelet"}]
+    assert "managedFields" in pod["metadata"]  # the watched body itself is left alone
