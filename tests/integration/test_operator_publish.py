@@ -266,6 +266,18 @@ async def test_an_idle_pipeline_makes_no_api_request_while_the_canary_keeps_its_
     assert api_calls(h, since) == [], "an idle pipeline read or wrote through the API"
     assert len(h.canaries()) - canaries >= 3, "the canary kept its schedule"
 
+    operator_writes = [
+        (str(getattr(r.method, "value", r.method)).upper(), r.resource, r.name, r.subresource)
+        for r in list(h.kmock)
+        if str(getattr(r.method, "value", r.method)).upper() in ("POST", "PUT", "PATCH", "DELETE")
+        and not (r.headers or {}).get("User-Agent", "").startswith("kmock")  # the test's own writes
+    ]
+    # finalizer; Deployment, Service, PDB, ConfigMap; status Ready=False; ConfigMap and status when
+    # Ready; one Event. (kopf may send its finalizer patch twice; the second finds it there.)
+    assert len(operator_writes) <= 10, operator_writes
+    assert not [w for w in operator_writes if w[1] == PIPELINES and w[3] is None and w[0] == "PATCH"][2:], (
+        "kopf annotated the pipeline (diff-base) besides its finalizer"
+    )
     creates = [c for c in api_calls(h) if c[0] == "POST" and c[1] in (DEPLOYMENTS, SERVICES, CONFIGMAPS)]
     assert len(creates) == 3, "one create each for Deployment, Service and ConfigMap"
     engine_lists = [

@@ -44,15 +44,25 @@ log = logging.getLogger(__name__)
 REREAD_SECRET_AFTER = frozenset({str(Reason.UNAUTHORIZED), MISSING_SECRET})
 
 
+class NoDiffBase(kopf.DiffBaseStorage):
+    """No diff-base: the operator has no create/update handlers (the daemon compares generations), and
+    kopf's default would annotate every pipeline with its last spec on creation and on every change,
+    one more write each time, for nothing. Annotations left by earlier versions are simply unused."""
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        return None
+
+
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     # Our own finalizer and annotation prefix from day one: changing them later would make
     # every existing object look unhandled.
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=GROUP, key="last-handled-configuration"
-    )
+    settings.persistence.diffbase_storage = NoDiffBase()
     settings.posting.level = logging.WARNING  # our own Events carry the story; kopf adds only problems
     settings.watching.inactivity_timeout = 600  # re-establish silently stalled watches
     settings.watching.server_timeout = 300
