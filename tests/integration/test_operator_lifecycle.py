@@ -221,13 +221,13 @@ async def test_rollout_past_its_deadline_stalls_and_keeps_the_working_config(sta
 
 
 # ------------------------------------------------------------------------------------ 5. drift
-async def test_drift_in_children_is_corrected_by_the_resync(start_operator: Any) -> None:
-    h = await start_operator()
-    await h.converge("rr", pipeline_spec())
+async def test_drift_in_children_is_corrected_from_the_watch_without_a_resync(start_operator: Any) -> None:
+    h = await start_operator()  # resync every 10 minutes: only watch events can explain what follows
+    await h.converge("rr", pipeline_spec(probe={"intervalSeconds": 3600, "failureThreshold": 2}))
     good = h.published("rr")
     service = h.must(SERVICES, "rr-reranker")
 
-    # a deleted Service comes back (resync is 1 s)
+    # a deleted Service comes back
     await h.delete(SERVICES, "rr-reranker")
     restored = await eventually(lambda: h.get(SERVICES, "rr-reranker"), within=5, message="Service back")
     versions = list(h.kmock.objects[SERVICES, "ml", "rr-reranker"].history)
@@ -257,6 +257,22 @@ async def test_drift_in_children_is_corrected_by_the_resync(start_operator: Any)
         within=5,
         message="replicas restored",
     )
+
+
+async def test_a_pod_turning_ready_is_reflected_without_a_resync_or_a_canary_interval(
+    start_operator: Any,
+) -> None:
+    h = await start_operator()
+    await h.create_pipeline("rr", pipeline_spec(probe={"intervalSeconds": 3600, "failureThreshold": 2}))
+    await eventually(
+        lambda: h.status("rr").get("lastProbe", {}).get("reason") == "NoReadyReplicas",
+        within=10,
+        message="first canary: NoReadyReplicas",
+    )
+    canaries = len(h.canaries())
+    await h.play_deployment_controller("rr")  # the pod turns ready: watch events, nothing due
+    await h.wait_ready("rr", within=5)
+    assert len(h.canaries()) == canaries + 1, "one canary, at once, for the pod that turned ready"
 
 
 # ------------------------------------------------------------------------------------ 6. delete
