@@ -196,7 +196,8 @@ class ServiceAccountOperator:
 
     def forbidden_lines(self) -> list[str]:
         text = self.operator.log_path.read_text(errors="replace")
-        return [line for line in text.splitlines() if re.search(r"\b403\b|[Ff]orbidden", line)]
+        # not the milliseconds of a log timestamp ("12:58:31,403")
+        return [line for line in text.splitlines() if re.search(r"(?<![,.:\d])\b403\b|[Ff]orbidden", line)]
 
     def wait(self, check: Callable[[], Any], *, timeout: float, what: str) -> Any:
         """Poll; on timeout fail with the operator's log (403s there mean the RBAC is too narrow)."""

@@ -13,6 +13,8 @@ selectors on watches). Two things happen per watch event:
 
 from __future__ import annotations
 
+import logging
+import re
 from typing import Any
 
 import kopf
@@ -40,6 +42,27 @@ INDEX_NAMES: dict[str, str] = {
     **{kind: f"{plural}_index" for kind, (_, plural) in RESOURCES.items()},
     "RerankPublishGrant": "rerankpublishgrants_index",
 }
+
+
+WAKE_HANDLERS = (
+    *(f"{plural}-changed" for _, plural in RESOURCES.values()),
+    "rerankpublishgrants-changed",
+    "pipeline-changed",
+)
+
+
+class QuietWakeups(logging.Filter):
+    """kopf logs every successful handler at INFO; for the wake-up handlers that is a line per watch
+    event of every pod and child (noise that hides what matters). Their failures are still logged."""
+
+    _done = re.compile(r"^Handler '(?P<id>[^']+)' succeeded\.$")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        match = self._done.match(record.getMessage())
+        return match is None or match["id"] not in WAKE_HANDLERS
+
+
+logging.getLogger("kopf.objects").addFilter(QuietWakeups())
 
 
 def wakeups(memo: kopf.Memo) -> Wakeups[PipelineState]:

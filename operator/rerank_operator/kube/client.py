@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import json
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from kubernetes import client as k8s_client
@@ -22,6 +24,11 @@ from rerank_operator import FIELD_MANAGER
 from rerank_operator.kube.paths import object_path, resource_path
 
 log = logging.getLogger(__name__)
+
+# Requests in flight at once: the kubernetes client is synchronous, one thread per request. asyncio's
+# default executor has min(32, CPUs + 4) threads, 6 on a 2-core node, and is shared with everything
+# else; a burst of passes (100 pipelines turning ready together) would queue behind it.
+CONCURRENT_REQUESTS = 32
 
 APPLY = "application/apply-patch+yaml"
 MERGE = "application/merge-patch+json"
@@ -51,13 +58,16 @@ def load_api_client() -> k8s_client.ApiClient:
     except k8s_config.ConfigException:
         # $KUBECONFIG read now, not when the kubernetes package was imported
         k8s_config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))  # type: ignore[no-untyped-call]
-    return k8s_client.ApiClient()
+    configuration = k8s_client.Configuration.get_default_copy()
+    configuration.connection_pool_maxsize = CONCURRENT_REQUESTS  # one connection per request thread
+    return k8s_client.ApiClient(configuration)
 
 
 class KubeApi:
     def __init__(self, api_client: k8s_client.ApiClient, *, timeout: float = 30.0):
         self._api = api_client
         self._timeout = timeout
+        self._executor = ThreadPoolExecutor(max_workers=CONCURRENT_REQUESTS, thread_name_prefix="kube-api")
 
     # ------------------------------------------------------------------------------ transport
     def _request_sync(
@@ -98,8 +108,13 @@ class KubeApi:
             raise ApiError(status, str(parsed.get("reason", "Error")), str(parsed.get("message", "")))
         return parsed
 
+    def close(self) -> None:
+        """Let the request threads go (idle ones would otherwise stay until the process exits)."""
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
     async def request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        return await asyncio.to_thread(self._request_sync, method, path, **kwargs)
+        call = functools.partial(self._request_sync, method, path, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
 
     # ---------------------------------------------------------------------------------- verbs
     async def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:

@@ -159,6 +159,7 @@ class Reconciler:
         if self._http is not None:
             await self._http.aclose()
             self._http = None
+        self.kube.close()
 
     # ------------------------------------------------------------------------------ entry
     async def reconcile(

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from rerank_operator.render.workload import CONFIG_HASH_ANNOTATION
+
 
 @dataclass(frozen=True)
 class WorkloadState:
@@ -58,17 +60,58 @@ def observe_workload(
     generation = int(meta.get("generation") or 0)
     status_current = observed >= generation
     template_current = updated >= total
+    pods_current = status_current and template_current and updated >= desired and total <= desired
+    # before the controller has seen a new spec, pods of the config hash may still be the old
+    # template's; a first generation has no old pods
+    if (
+        not pods_current
+        and (status_current or generation <= 1)
+        and _pods_rolled_out(deployment, pods, desired)
+    ):
+        # the pods themselves say the rollout is done before the Deployment's status does (the
+        # controllers update it one object after another, seconds later under load)
+        ready, updated, pods_current, template_current = (
+            max(ready, desired),
+            max(updated, desired),
+            True,
+            True,
+        )
     return WorkloadState(
         desired=desired,
         ready=ready,
         updated=updated,
-        pods_current=status_current and template_current and updated >= desired and total <= desired,
+        pods_current=pods_current,
         template_current=template_current,
         status_current=status_current,
         pending_message=_pending(pods),
         failure_message=_container_failure(pods),
         # a deadline of an older generation says nothing about the template just applied
         stuck_message=_deadline_exceeded(status) if status_current else None,
+    )
+
+
+def _pods_rolled_out(deployment: dict[str, Any], pods: list[dict[str, Any]], desired: int) -> bool:
+    """Exactly ``desired`` pods, none terminating, all Ready and all of the Deployment's current
+    serving configuration (its config-hash annotation): what the Deployment's status will say once
+    the ReplicaSet and Deployment controllers have caught up."""
+    template = ((deployment.get("spec") or {}).get("template") or {}).get("metadata") or {}
+    wanted = (template.get("annotations") or {}).get(CONFIG_HASH_ANNOTATION)
+    if wanted is None or desired <= 0:
+        return False
+    live = [p for p in pods if not (p.get("metadata") or {}).get("deletionTimestamp")]
+    if len(live) != desired:
+        return False
+    for pod in live:
+        annotations = (pod.get("metadata") or {}).get("annotations") or {}
+        if annotations.get(CONFIG_HASH_ANNOTATION) != wanted or not _ready(pod):
+            return False
+    return True
+
+
+def _ready(pod: dict[str, Any]) -> bool:
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in (pod.get("status") or {}).get("conditions") or []
     )
 
 

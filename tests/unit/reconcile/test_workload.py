@@ -133,3 +133,48 @@ def test_template_and_status_currency() -> None:
     assert not just_scaled.status_current and just_scaled.template_current  # as of the last status
     assert not just_scaled.pods_current
     assert not observe_workload(None, [], 1).template_current
+
+
+# ------------------------------------------------------------------------------ ahead of the status
+def templated(status: dict[str, Any], generation: int = 1, config: str = "h2") -> dict[str, Any]:
+    return {
+        "metadata": {"generation": generation},
+        "spec": {"template": {"metadata": {"annotations": {"rerank.dev/config-hash": config}}}},
+        "status": status,
+    }
+
+
+def pod(name: str, config: str = "h2", *, ready: bool = True, terminating: bool = False) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name, "annotations": {"rerank.dev/config-hash": config}}
+    if terminating:
+        meta["deletionTimestamp"] = "2026-12-03T07:00:00Z"
+    return {"metadata": meta, "status": {"conditions": [{"type": "Ready", "status": str(ready)}]}}
+
+
+def test_ready_pods_of_the_current_config_count_before_the_deployment_status_does() -> None:
+    # a new Deployment: the controllers have not reported yet, the pod is already Ready
+    w = observe_workload(templated({}), [pod("a")], 1)
+    assert w.rolled_out and w.serving and w.ready == 1
+
+
+def test_pods_that_are_not_all_there_ready_and_current_wait_for_the_status() -> None:
+    status = {"observedGeneration": 2, "replicas": 2, "updatedReplicas": 1, "readyReplicas": 1}
+    cases = [
+        [pod("a", ready=False)],  # not ready yet
+        [pod("a", config="h1")],  # the old configuration
+        [pod("a"), pod("b", config="h1")],  # a surge: the old pod is still there
+        [pod("a"), pod("b")],  # more pods than desired
+        [],
+    ]
+    for pods in cases:
+        assert not observe_workload(templated(status, generation=2), pods, 1).rolled_out, pods
+    # a terminating old pod is on its way out: the rollout is done
+    assert observe_workload(
+        templated(status, generation=2), [pod("a"), pod("b", "h1", terminating=True)], 1
+    ).rolled_out
+
+
+def test_a_spec_the_controller_has_not_seen_is_not_judged_by_pods() -> None:
+    stale = {"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "readyReplicas": 1}
+    assert not observe_workload(templated(stale, generation=2), [pod("a")], 1).rolled_out
+    assert not observe_workload(templated({}), [pod("a")], 0).serving  # scaled to zero
