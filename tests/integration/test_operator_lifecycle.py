@@ -46,7 +46,8 @@ async def test_create_makes_owned_children_and_reports_not_ready_from_the_first_
     start_operator: Any,
 ) -> None:
     h = await start_operator()
-    await h.create_pipeline("rr", pipeline_spec(modelCache={"pvc": {"size": "20Gi"}}))
+    # two replicas: every kind of child, the disruption budget included
+    await h.create_pipeline("rr", pipeline_spec(replicas=2, modelCache={"pvc": {"size": "20Gi"}}))
     uid = h.uids["rr"]
 
     children = [

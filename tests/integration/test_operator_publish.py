@@ -19,6 +19,7 @@ from kmock_support import (
     DEPLOYMENTS,
     EXTERNAL_HOST,
     MODEL,
+    PDBS,
     PIPELINES,
     SECRETS,
     SERVICES,
@@ -272,9 +273,11 @@ async def test_an_idle_pipeline_makes_no_api_request_while_the_canary_keeps_its_
         if str(getattr(r.method, "value", r.method)).upper() in ("POST", "PUT", "PATCH", "DELETE")
         and not (r.headers or {}).get("User-Agent", "").startswith("kmock")  # the test's own writes
     ]
-    # finalizer; Deployment, Service, PDB, ConfigMap; status Ready=False; ConfigMap and status when
-    # Ready; one Event. (kopf may send its finalizer patch twice; the second finds it there.)
-    assert len(operator_writes) <= 10, operator_writes
+    # finalizer; Deployment, Service, ConfigMap (one pod: no disruption budget); status Ready=False;
+    # ConfigMap and status when Ready; one Event. (kopf may send its finalizer patch twice; the second
+    # finds it there.)
+    assert len(operator_writes) <= 9, operator_writes
+    assert not [w for w in operator_writes if w[1] == PDBS], "a budget for a single pod"
     assert not [w for w in operator_writes if w[1] == PIPELINES and w[3] is None and w[0] == "PATCH"][2:], (
         "kopf annotated the pipeline (diff-base) besides its finalizer"
     )

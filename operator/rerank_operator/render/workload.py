@@ -223,10 +223,19 @@ def render_service(pipeline: RerankPipeline) -> dict[str, Any]:
     }
 
 
-def render_disruption_budget(pipeline: RerankPipeline) -> dict[str, Any]:
+def render_disruption_budget(pipeline: RerankPipeline) -> dict[str, Any] | None:
     """Voluntary evictions (node drains, autoscaler scale-down) take one reranker pod at a time, so
     a drain never empties the endpoint while another replica could still serve; unhealthy pods may
-    always go, so a pod stuck loading never blocks a drain. With one replica it allows the eviction."""
+    always go, so a pod stuck loading never blocks a drain.
+
+    ``None`` for a pipeline that never runs more than one pod: one pod of ``maxUnavailable: 1`` may
+    always be evicted, so the budget would protect nothing and only cost an object, its writes and
+    the disruption controller's (it is created when ``replicas`` or ``maxReplicas`` goes above 1, and
+    a budget left from such a count stays, as harmless as it is useless)."""
+    autoscaling = pipeline.spec.autoscaling
+    most = autoscaling.max_replicas if autoscaling is not None else pipeline.spec.replicas
+    if most <= 1:
+        return None
     names = child_names(pipeline)
     return {
         "apiVersion": "policy/v1",

@@ -83,11 +83,11 @@ def test_render_autoscaled_example(capsys: pytest.CaptureFixture[str]) -> None:
 def test_render_minimal_in_detail(capsys: pytest.CaptureFixture[str]) -> None:
     _, out, _ = run(capsys, "render", "-f", str(EXAMPLES / "minimal.yaml"))
     manifests = list(yaml.safe_load_all(out))
-    assert [m["kind"] for m in manifests] == ["Deployment", "Service", "PodDisruptionBudget", "ConfigMap"]
+    assert [m["kind"] for m in manifests] == ["Deployment", "Service", "ConfigMap"]  # one pod: no budget
     [container] = manifests[0]["spec"]["template"]["spec"]["containers"]
     assert container["command"] == ["vllm", "serve"]
     assert container["args"][0] == "BAAI/bge-reranker-base"
-    cm = manifests[3]
+    cm = manifests[2]
     assert cm["data"]["endpoint"] == "http://bge-base-reranker.default.svc.cluster.local:8000"
     assert cm["data"]["ready"] == "false"
 

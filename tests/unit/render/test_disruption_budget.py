@@ -10,8 +10,18 @@ from rerank_operator.render import render_deployment, render_disruption_budget
 MakePipeline = Callable[..., RerankPipeline]
 
 
+def test_no_budget_where_only_one_pod_ever_runs(make_pipeline: MakePipeline) -> None:
+    assert render_disruption_budget(make_pipeline(replicas=1)) is None  # one pod may always go
+    assert render_disruption_budget(make_pipeline(replicas=0)) is None
+    scaled = make_pipeline(replicas=1, autoscaling={"minReplicas": 1, "maxReplicas": 3})
+    assert render_disruption_budget(scaled) is not None  # the autoscaler may add pods
+    single = make_pipeline(replicas=1, autoscaling={"minReplicas": 1, "maxReplicas": 1})
+    assert render_disruption_budget(single) is None
+
+
 def test_budget_shape(make_pipeline: MakePipeline) -> None:
-    pdb = render_disruption_budget(make_pipeline())
+    pdb = render_disruption_budget(make_pipeline(replicas=2))
+    assert pdb is not None
     assert pdb["apiVersion"] == "policy/v1"
     assert pdb["kind"] == "PodDisruptionBudget"
     assert pdb["metadata"]["name"] == "demo-reranker"
@@ -25,6 +35,7 @@ def test_budget_shape(make_pipeline: MakePipeline) -> None:
 def test_budget_selects_exactly_the_deployments_pods(make_pipeline: MakePipeline) -> None:
     pipeline = make_pipeline(replicas=2)
     pdb = render_disruption_budget(pipeline)
+    assert pdb is not None
     deployment = render_deployment(pipeline)
     assert pdb["spec"]["selector"] == deployment["spec"]["selector"]
     pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
@@ -32,12 +43,10 @@ def test_budget_selects_exactly_the_deployments_pods(make_pipeline: MakePipeline
 
 
 def test_budgets_of_two_pipelines_do_not_overlap(make_pipeline: MakePipeline) -> None:
-    a = render_disruption_budget(make_pipeline(metadata={"name": "a", "namespace": "search"}))["spec"][
-        "selector"
-    ]["matchLabels"]
-    b = render_disruption_budget(make_pipeline(metadata={"name": "b", "namespace": "search"}))["spec"][
-        "selector"
-    ]["matchLabels"]
+    pdb_a = render_disruption_budget(make_pipeline(replicas=2, metadata={"name": "a", "namespace": "search"}))
+    pdb_b = render_disruption_budget(make_pipeline(replicas=2, metadata={"name": "b", "namespace": "search"}))
+    assert pdb_a is not None and pdb_b is not None
+    a, b = pdb_a["spec"]["selector"]["matchLabels"], pdb_b["spec"]["selector"]["matchLabels"]
     assert a["app.kubernetes.io/instance"] == "a" and b["app.kubernetes.io/instance"] == "b"
     assert {k: v for k, v in a.items() if k != "app.kubernetes.io/instance"} == {
         k: v for k, v in b.items() if k != "app.kubernetes.io/instance"

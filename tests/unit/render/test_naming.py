@@ -26,6 +26,7 @@ def everything(make_pipeline: MakePipeline, **meta: Any) -> list[dict[str, Any]]
     return render_all(
         make_pipeline(
             metadata=meta,
+            replicas=2,  # every kind of child, the disruption budget included
             model={"chatTemplate": "t"},
             modelCache={"pvc": {}},
             publish={"namespaces": ["apps", "web"]},

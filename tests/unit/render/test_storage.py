@@ -90,7 +90,7 @@ def test_template_configmap_holds_the_text_verbatim(make_pipeline: MakePipeline)
 
 def test_workload_apply_order(make_pipeline: MakePipeline) -> None:
     """Config and storage before the pods that mount them."""
-    pipeline = make_pipeline(model={"chatTemplate": "t"}, modelCache={"pvc": {}})
+    pipeline = make_pipeline(replicas=2, model={"chatTemplate": "t"}, modelCache={"pvc": {}})
     kinds = [(m["kind"], m["metadata"]["name"]) for m in render_workload(pipeline)]
     assert kinds == [
         ("ConfigMap", "demo-chat-template"),
@@ -99,5 +99,5 @@ def test_workload_apply_order(make_pipeline: MakePipeline) -> None:
         ("Service", "demo-reranker"),
         ("PodDisruptionBudget", "demo-reranker"),
     ]
-    kinds_without_extras = [m["kind"] for m in render_workload(make_pipeline())]
-    assert kinds_without_extras == ["Deployment", "Service", "PodDisruptionBudget"]
+    kinds_without_extras = [m["kind"] for m in render_workload(make_pipeline(replicas=1))]
+    assert kinds_without_extras == ["Deployment", "Service"]  # one pod: no budget to keep
