@@ -21,7 +21,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-COALESCE_SECONDS = 0.15
+COALESCE_SECONDS = 0.05  # kopf 1.45 hands over every event at once (it no longer batches them)
 APPLY_ERROR_RETRY_SECONDS = 60.0  # a rejected or foreign child: how often it is tried again
 MIN_BACKOFF_SECONDS = 1.0
 MAX_BACKOFF_SECONDS = 60.0

@@ -62,12 +62,9 @@ def observe_workload(
     template_current = updated >= total
     pods_current = status_current and template_current and updated >= desired and total <= desired
     # before the controller has seen a new spec, pods of the config hash may still be the old
-    # template's; a first generation has no old pods
-    if (
-        not pods_current
-        and (status_current or generation <= 1)
-        and _pods_rolled_out(deployment, pods, desired)
-    ):
+    # template's; a first generation has no old pods. Checked even when the status already counts
+    # the pods as current: its ready count lags too, and must not take back what the pods showed.
+    if (status_current or generation <= 1) and _pods_rolled_out(deployment, pods, desired):
         # the pods themselves say the rollout is done before the Deployment's status does (the
         # controllers update it one object after another, seconds later under load)
         ready, updated, pods_current, template_current = (

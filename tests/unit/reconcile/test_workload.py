@@ -178,3 +178,10 @@ def test_a_spec_the_controller_has_not_seen_is_not_judged_by_pods() -> None:
     stale = {"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "readyReplicas": 1}
     assert not observe_workload(templated(stale, generation=2), [pod("a")], 1).rolled_out
     assert not observe_workload(templated({}), [pod("a")], 0).serving  # scaled to zero
+
+
+def test_a_lagging_ready_count_does_not_take_back_what_the_pods_showed() -> None:
+    # the controller has counted the pod as updated but not yet as ready: the pod says it is
+    lagging = {"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "readyReplicas": 0}
+    w = observe_workload(templated(lagging), [pod("a")], 1)
+    assert w.rolled_out and w.ready == 1
