@@ -30,6 +30,19 @@ PROBE_FAILURES = Counter(
     ["namespace", "pipeline", "reason"],
     registry=REGISTRY,
 )
+# What status writes only at its heartbeat (``reconcile.status_diff``), kept here for every canary.
+PROBE_CONSECUTIVE = Gauge(
+    "rerank_operator_probe_consecutive",
+    "Consecutive canary results of the same outcome (success or failure) up to the last canary.",
+    ["namespace", "pipeline", "outcome"],
+    registry=REGISTRY,
+)
+PROBE_LAST_TIME = Gauge(
+    "rerank_operator_probe_last_timestamp_seconds",
+    "Unix time of the last canary rerank.",
+    ["namespace", "pipeline"],
+    registry=REGISTRY,
+)
 PIPELINE_READY = Gauge(
     "rerank_operator_pipeline_ready",
     "1 when the pipeline is Ready, else 0.",
@@ -68,9 +81,12 @@ REGISTRY.register(_PipelinesByReady())
 
 def forget_pipeline(namespace: str, pipeline: str) -> None:
     """Drop a deleted pipeline's series so dashboards do not show ghosts."""
-    for metric in (PIPELINE_READY, PROBE_LATENCY):
+    for metric in (PIPELINE_READY, PROBE_LATENCY, PROBE_LAST_TIME):
         with contextlib.suppress(KeyError):
             metric.remove(namespace, pipeline)
+    for outcome in ("success", "failure"):
+        with contextlib.suppress(KeyError):
+            PROBE_CONSECUTIVE.remove(namespace, pipeline, outcome)
 
 
 def serve(port: int, addr: str = "0.0.0.0") -> None:

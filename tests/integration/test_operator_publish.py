@@ -32,6 +32,8 @@ from kmock_support import (
     service_host,
 )
 
+from rerank_operator import metrics
+
 pytestmark = pytest.mark.timeout(60)
 
 
@@ -234,6 +236,15 @@ async def test_lost_replica_keeps_serving_reports_degraded_and_recovers(start_op
 
 
 # ------------------------------------------------------------------------------------ 9. quiet steady state
+def successes_metric(name: str) -> float:
+    """The operator's consecutive-successes gauge (it runs in this process)."""
+    for family in metrics.PROBE_CONSECUTIVE.collect():
+        for sample in family.samples:
+            if sample.labels == {"namespace": "ml", "pipeline": name, "outcome": "success"}:
+                return float(sample.value)
+    return 0.0
+
+
 def api_calls(h: Harness, since: int = 0) -> list[tuple[str, Any, str | None, str | None]]:
     """Every request the emulator received after the first ``since``, watches left out (one stays
     open per watched kind), as (method, resource, name, subresource)."""
@@ -263,9 +274,13 @@ async def test_an_idle_pipeline_makes_no_api_request_while_the_canary_keeps_its_
     await asyncio.sleep(1.0)  # the passes woken by the operator's own last writes
 
     since, canaries = len(list(h.kmock)), len(h.canaries())
+    counted, status = successes_metric("rr"), h.status("rr")
     await asyncio.sleep(3.5)  # more than three canary intervals
     assert api_calls(h, since) == [], "an idle pipeline read or wrote through the API"
     assert len(h.canaries()) - canaries >= 3, "the canary kept its schedule"
+    # the per-canary detail goes on in the metrics; status keeps it for its heartbeat
+    assert successes_metric("rr") >= counted + 3
+    assert h.status("rr") == status
 
     operator_writes = [
         (str(getattr(r.method, "value", r.method)).upper(), r.resource, r.name, r.subresource)

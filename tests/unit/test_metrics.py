@@ -24,12 +24,17 @@ def test_exposition_names() -> None:
     metrics.PROBE_FAILURES.labels("ns", "p", "Timeout").inc()
     metrics.PROBE_LATENCY.labels("ns", "p").observe(0.02)
     metrics.PUBLISH_EVENTS.labels("ns", "p", "published").inc()
+    metrics.PROBE_CONSECUTIVE.labels("ns", "p", "success").set(4)
+    metrics.PROBE_LAST_TIME.labels("ns", "p").set(1.7e9)
     text = generate_latest(metrics.REGISTRY).decode()
     for name in (
         'rerank_operator_reconciles_total{result="ok"}',
         'rerank_operator_probe_failures_total{namespace="ns",pipeline="p",reason="Timeout"}',
         'rerank_operator_probe_latency_seconds_bucket{le="0.025",namespace="ns",pipeline="p"}',
         'rerank_operator_publish_events_total{event="published",namespace="ns",pipeline="p"}',
+        'rerank_operator_probe_consecutive{namespace="ns",outcome="success",pipeline="p"} 4.0',
+        'rerank_operator_probe_last_timestamp_seconds{namespace="ns",pipeline="p"}',
     ):
         assert name in text, name
     metrics.forget_pipeline("ns", "p")
+    assert 'rerank_operator_probe_consecutive{namespace="ns",' not in generate_latest(metrics.REGISTRY).decode()

@@ -501,6 +501,9 @@ class Reconciler:
             metrics.PROBE_LATENCY.labels(pipeline.namespace, pipeline.name).observe(latency / 1000.0)
         if not ok:
             metrics.PROBE_FAILURES.labels(pipeline.namespace, pipeline.name, reason).inc()
+        metrics.PROBE_LAST_TIME.labels(pipeline.namespace, pipeline.name).set_to_current_time()
+        for outcome, count in (("success", state.tracker.successes), ("failure", state.tracker.failures)):
+            metrics.PROBE_CONSECUTIVE.labels(pipeline.namespace, pipeline.name, outcome).set(count)
         state.last_probe = {
             "time": utcnow(),
             "ok": ok,
