@@ -37,4 +37,6 @@ def test_exposition_names() -> None:
     ):
         assert name in text, name
     metrics.forget_pipeline("ns", "p")
-    assert 'rerank_operator_probe_consecutive{namespace="ns",' not in generate_latest(metrics.REGISTRY).decode()
+    assert (
+        'rerank_operator_probe_consecutive{namespace="ns",' not in generate_latest(metrics.REGISTRY).decode()
+    )
