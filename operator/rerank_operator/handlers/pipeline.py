@@ -20,7 +20,6 @@ import kopf
 
 from rerank_operator import FINALIZER, GROUP, PLURAL, VERSION
 from rerank_operator.handlers.children import (
-    GRANTS,
     INDEX_NAMES,
     OWNED_SELECTOR,
     RESOURCES,
@@ -162,7 +161,7 @@ async def monitor(
             )
             started = time.monotonic()
             try:
-                await reconciler.reconcile(body, state, probe=True, reads=reads)
+                await reconciler.reconcile(body, state, reads=reads)
                 schedule.passed(time.monotonic(), trigger)
             except Exception as exc:  # never let one bad pass kill the daemon; back off instead of flooding
                 delay = schedule.failed(time.monotonic())
@@ -203,6 +202,3 @@ async def cleanup(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
         await _reconciler(memo).cleanup(body)
     except ApiError as exc:
         raise kopf.TemporaryError(f"cleanup of published ConfigMaps failed: {exc}", delay=5) from exc
-
-
-__all__ = ["GRANTS", "cleanup", "configure", "monitor", "pipeline_changed"]

@@ -196,7 +196,7 @@ class KubeApi:
         over and the write would change nothing."""
         meta = live.get("metadata") or {}
         entries = meta.get("managedFields") or []
-        if all(_covered(e.get("fieldsV1") or {}, manifest) for e in entries if _is_our_update(e)):
+        if all(_covered(e.get("fieldsV1") or {}, manifest) for e in entries if ours(e, "Update")):
             return
         folded = fold_managed_fields(entries)
         if folded is None:
@@ -233,13 +233,9 @@ class KubeApi:
             content_type=MERGE,
         )
 
-    async def read_secret_key(self, namespace: str, name: str, key: str) -> str | None:
-        """One key of a Secret, decoded; ``None`` if the Secret or key is missing. Never logged."""
-        return secret_value(await self.get("Secret", namespace, name), key)
-
 
 def secret_value(secret: dict[str, Any] | None, key: str) -> str | None:
-    """One key of a Secret as read, decoded; ``None`` if the Secret or key is missing."""
+    """One key of a Secret as read, decoded; ``None`` if the Secret or key is missing. Never logged."""
     if secret is None:
         return None
     raw = (secret.get("data") or {}).get(key)  # stringData is write-only: reads only have data
@@ -250,13 +246,6 @@ def fold_managed_fields(entries: list[dict[str, Any]]) -> list[dict[str, Any]] |
     """managedFields with our ``Update`` entries (from ``create``) merged into our ``Apply`` entry of the
     same apiVersion; ``None`` when there is nothing to fold. Entries of other managers and of
     subresources (status) are kept as they are."""
-
-    def ours(entry: dict[str, Any], operation: str) -> bool:
-        return (
-            entry.get("manager") == FIELD_MANAGER
-            and entry.get("operation") == operation
-            and not entry.get("subresource")
-        )
 
     updates = [e for e in entries if ours(e, "Update")]
     if not updates:
@@ -271,10 +260,11 @@ def fold_managed_fields(entries: list[dict[str, Any]]) -> list[dict[str, Any]] |
     return [target, *rest]
 
 
-def _is_our_update(entry: dict[str, Any]) -> bool:
+def ours(entry: dict[str, Any], operation: str) -> bool:
+    """An entry of the operator's own field manager on the main resource (not status)."""
     return (
         entry.get("manager") == FIELD_MANAGER
-        and entry.get("operation") == "Update"
+        and entry.get("operation") == operation
         and not entry.get("subresource")
     )
 

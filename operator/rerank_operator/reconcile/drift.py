@@ -63,7 +63,8 @@ def needs_write(
     """True unless ``live`` provably is what applying ``manifest`` would leave."""
     if live is None:
         return True
-    if applied_hash(live) != manifest_hash(manifest):
+    # a manifest from ``with_hash`` carries its hash already: not computed again on every pass
+    if applied_hash(live) != (applied_hash(manifest) or manifest_hash(manifest)):
         return True
     if hash_only:
         return False

@@ -54,7 +54,7 @@ from rerank_operator.reconcile.ownership import Claim, claim
 from rerank_operator.reconcile.replicas import HANDOVER_MANAGER, desired_replicas, handover_manifest
 from rerank_operator.reconcile.status_diff import essential
 from rerank_operator.reconcile.tracker import ProbeTracker
-from rerank_operator.reconcile.view import ApiReads, ReadMemory, Reads
+from rerank_operator.reconcile.view import ApiReads, ReadMemory, Reads, plain
 from rerank_operator.reconcile.workload import WorkloadState, observe_workload
 from rerank_operator.render import child_names, render_workload, selector_labels
 from rerank_operator.render.autoscaling import HPA_KIND, KEDA_KIND
@@ -71,15 +71,6 @@ STATUS_MESSAGE_CHARS = 512
 # Ready=False reasons of a normal rollout: reported in status, not as Events (a creation posts one
 # Event, when the pipeline turns Ready).
 SILENT_NOT_READY = frozenset({AWAITING_FIRST_PROBE, ROLLING_OUT})
-
-
-def plain(value: Any) -> Any:
-    """kopf hands out live Mapping views; work on plain, detached data."""
-    if isinstance(value, Mapping):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [plain(v) for v in value]
-    return value
 
 
 @dataclass
@@ -99,8 +90,6 @@ class PipelineState:
     published_time: str | None = None
     status: dict[str, Any] | None = None
     seeded: bool = False
-    # True when only a spec change (or drift) can change the outcome: verified, invalid or rejected.
-    settled: bool = False
     # a child was rejected or is someone else's: retried on a timer (an unwatched object may change)
     apply_errors: bool = False
     probe_interval_seconds: float = 30.0  # from the last valid spec, for the daemon's schedule
@@ -167,7 +156,6 @@ class Reconciler:
         body: Mapping[str, Any],
         state: PipelineState,
         *,
-        probe: bool = True,
         reads: Reads | None = None,
     ) -> None:
         """One pass. ``reads``: where children are read from (the watch-fed view; default: the API)."""
@@ -182,12 +170,9 @@ class Reconciler:
             except InvalidPipeline as exc:
                 metrics.RECONCILES.labels("invalid").inc()
                 await self._write_invalid(raw, state, exc.problems)
-                state.settled = True
                 return
             try:
-                await self._reconcile_valid(
-                    raw, pipeline, state, probe=probe, reads=reads or ApiReads(self.kube)
-                )
+                await self._reconcile_valid(raw, pipeline, state, reads=reads or ApiReads(self.kube))
             except ApiError:
                 metrics.RECONCILES.labels("error").inc()
                 raise
@@ -221,7 +206,6 @@ class Reconciler:
         pipeline: RerankPipeline,
         state: PipelineState,
         *,
-        probe: bool,
         reads: Reads,
     ) -> None:
         ns = pipeline.namespace
@@ -241,7 +225,7 @@ class Reconciler:
         deployment = applied.get(("Deployment", names.deployment))
         if deployment is None and ("Deployment", names.deployment) not in foreign:
             deployment = await reads.get("Deployment", ns, names.deployment)
-        probe = probe and not foreign
+        probe = not foreign  # never judge (or probe through) someone else's Deployment or Service
         pods = await reads.pods(ns, pipeline.name, selector_labels(pipeline))
         workload = observe_workload(deployment, pods, desired_replicas(pipeline, deployment))
         autoscaler = await self._observe_autoscaler(pipeline, applied, not_installed, reads)
@@ -296,7 +280,6 @@ class Reconciler:
         )
         status = valid_status(obs, state.status, now=utcnow())
         metrics.PIPELINE_READY.labels(ns, pipeline.name).set(1 if obs.serving else 0)
-        state.settled = obs.verified or bool(apply_errors)
         state.apply_errors = bool(apply_errors)
         await self._write_status(raw, state, status, published_note=published_note)
 

@@ -62,17 +62,18 @@ def slim(kind: str, body: Mapping[str, Any]) -> dict[str, Any]:
     """What the index keeps of an object: everything a pass reads. Pods lose their managedFields
     (nothing reads them, and pods are the most numerous); other kinds keep them for ownership and the
     replica handover."""
-    out: dict[str, Any] = _plain(body)
+    out: dict[str, Any] = plain(body)
     if kind == "Pod":
         out.get("metadata", {}).pop("managedFields", None)
     return out
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
+    """kopf hands out live Mapping views; work on plain, detached data."""
     if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     return value
 
 
