@@ -248,6 +248,8 @@ def test_spec_edits_roll_children_and_generation(cluster: ClusterClient, operato
             and data.get("generation") == "3"
             and ready
             and ready["status"] == "True"
+            # the ConfigMap is written before status in the same pass: wait for both
+            and ready.get("observedGeneration") == 3
         ):
             return obj
         return None
