@@ -58,7 +58,7 @@ EXPECTED_RULES = {
     "/services": {"get", "list", "watch", "create", "patch"},
     "/persistentvolumeclaims": {"get", "list", "watch", "create", "patch"},
     "policy/poddisruptionbudgets": {"get", "list", "watch", "create", "patch"},
-    "autoscaling/horizontalpodautoscalers": {"get", "create", "patch", "delete"},
+    "autoscaling/horizontalpodautoscalers": {"get", "list", "watch", "create", "patch", "delete"},
     "/configmaps": {"get", "list", "watch", "create", "patch", "delete"},
     "rerank.dev/rerankpublishgrants": {"list", "watch"},
     "/pods": {"list", "watch"},

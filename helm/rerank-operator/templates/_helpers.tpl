@@ -95,7 +95,7 @@ see the chart README ("RBAC") for one line of justification per rule.
 # left-over HPA would fight the operator over the replica count).
 - apiGroups: ["autoscaling"]
   resources: ["horizontalpodautoscalers"]
-  verbs: ["get", "create", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 {{- if .Values.rbac.keda }}
 # spec.autoscaling.provider keda: the KEDA ScaledObject, same verbs and reasons as the HPA.
 - apiGroups: ["keda.sh"]

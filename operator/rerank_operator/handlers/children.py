@@ -36,6 +36,8 @@ RESOURCES: dict[str, tuple[str, str]] = {
     "PersistentVolumeClaim": ("v1", "persistentvolumeclaims"),
     "ConfigMap": ("v1", "configmaps"),
     "Pod": ("v1", "pods"),
+    # its status says whether it can scale (Degraded); KEDA's own HPA is not ours and is read by name
+    "HorizontalPodAutoscaler": ("autoscaling/v2", "horizontalpodautoscalers"),
 }
 GRANTS = (f"{GROUP}/{VERSION}", "rerankpublishgrants")
 INDEX_NAMES: dict[str, str] = {

@@ -5,7 +5,7 @@ The operator watches the kinds it owns (selected by its ``managed-by`` label) an
 through :class:`CachedReads`; only what is not watched is read from the API, and then only on passes
 that may need a fresh copy (a watch event or a resync), never on a canary-only pass:
 
-* kinds without a watch (Secrets, autoscalers, PodMonitors);
+* kinds without a watch (Secrets, KEDA's objects, PodMonitors);
 * namespaces the operator does not watch (``run --namespace``: copies published elsewhere).
 
 A watch event for the operator's own write can arrive after the next pass has started, so each write's
@@ -33,6 +33,7 @@ WATCHED_KINDS = (
     "PersistentVolumeClaim",
     "ConfigMap",
     "Pod",
+    "HorizontalPodAutoscaler",
     "RerankPublishGrant",
 )
 
