@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -171,3 +172,37 @@ def test_processes_are_found_by_an_environment_tag(tmp_path: Path) -> None:
     finally:
         proc.stop()
     assert processes_with_env("RERANK_TEST_TAG", tag) == []
+
+
+LOST_INTERRUPT = """
+import os, signal, subprocess, sys, time
+from rerank_operator.cli.sandbox_cmd import _interrupt_handlers
+from rerank_operator.sandbox.procs import SandboxTimeout, wait_until
+
+_interrupt_handlers()
+
+def interrupt_inside_an_ignoring_callback():
+    os.kill(os.getpid(), signal.SIGINT)
+    for _ in range(10_000):  # bytecodes: the handler runs here, and Python drops what it raises
+        pass
+
+os.register_at_fork(after_in_parent=interrupt_inside_an_ignoring_callback)
+subprocess.run(["true"], check=True, preexec_fn=lambda: None)  # like the sandbox (PDEATHSIG)
+print("startup went on", flush=True)
+try:
+    wait_until(lambda: False, timeout=5, what="a phase that never finishes")
+except KeyboardInterrupt:
+    print("interrupted at the next poll", flush=True)
+except SandboxTimeout:
+    print("the interrupt was lost", flush=True)
+"""
+
+
+def test_an_interrupt_lost_in_an_at_fork_callback_is_honoured_at_the_next_poll() -> None:
+    # What CI once hit: SIGINT while a component was forked was printed as "Exception ignored in
+    # _releaseLock" and the sandbox kept running. The latch must make the next wait raise it again.
+    done = subprocess.run(
+        [sys.executable, "-c", LOST_INTERRUPT], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert "Exception ignored" in done.stderr, done.stderr  # the interrupt really was swallowed once
+    assert done.stdout.splitlines() == ["startup went on", "interrupted at the next poll"], done

@@ -231,19 +231,32 @@ def _serve_until_stopped(
 
 def _interrupt_handlers() -> None:
     """SIGINT and SIGTERM interrupt whatever runs (KeyboardInterrupt -> clean teardown), even when the
-    sandbox was started with SIGINT ignored (a background job of a non-interactive shell)."""
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    sandbox was started with SIGINT ignored (a background job of a non-interactive shell). The interrupt
+    is also latched in :data:`procs.interrupted`: Python drops a KeyboardInterrupt raised inside some
+    callbacks (an at-fork handler while a component is spawned), and the latch makes the next poll
+    raise it again."""
+    from rerank_operator.sandbox import procs
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        procs.interrupted.set()
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
 
 
 def _install_stop_handlers(stop: threading.Event) -> None:
-    """Once running, SIGINT/SIGTERM set `stop` so the main loop exits and everything is torn down."""
+    """Once running, SIGINT/SIGTERM set `stop` so the main loop exits and everything is torn down. An
+    interrupt that arrived earlier and was lost (see :func:`_interrupt_handlers`) stops it at once."""
+    from rerank_operator.sandbox import procs
 
     def handler(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
+    if procs.interrupted.is_set():
+        stop.set()
 
 
 def _ignore_further_signals() -> None:

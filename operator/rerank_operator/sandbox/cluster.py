@@ -41,7 +41,14 @@ from rerank_operator.sandbox.client import ClusterClient
 from rerank_operator.sandbox.kubeconfig import write_kubeconfig
 from rerank_operator.sandbox.nodes import KWOK_SELECTOR, FakeNode, default_nodes, node_list
 from rerank_operator.sandbox.pki import Pki, StaticUser, generate_pki, render_token_file
-from rerank_operator.sandbox.procs import ManagedProcess, accepts_connections, free_port, stop_all, wait_until
+from rerank_operator.sandbox.procs import (
+    ManagedProcess,
+    accepts_connections,
+    free_port,
+    raise_if_interrupted,
+    stop_all,
+    wait_until,
+)
 
 log = logging.getLogger("rerank_operator.sandbox")
 T = TypeVar("T")
@@ -187,8 +194,10 @@ class Sandbox(ClusterClient):
             shutil.rmtree(self.workdir, ignore_errors=True)
 
     def _phase(self, name: str, fn: Callable[[], object]) -> None:
+        raise_if_interrupted()
         t = time.monotonic()
         fn()
+        raise_if_interrupted()
         self.timings[name] = time.monotonic() - t
         log.info("sandbox: %s ready (%.1fs)", name, self.timings[name])
 

@@ -31,6 +31,21 @@ class SandboxTimeout(TimeoutError):
     """A bounded wait expired; the message includes the relevant component's log tail."""
 
 
+interrupted = threading.Event()
+"""Set by the CLI's SIGINT/SIGTERM handler, which also raises KeyboardInterrupt.
+
+The exception alone is not enough: when the signal lands while Python runs a callback whose exceptions it
+ignores (the logging module's at-fork handler inside ``subprocess.Popen``, a finalizer), the interrupt is
+printed as "Exception ignored" and lost, and startup would carry on. Every polling loop here and each
+sandbox phase calls :func:`raise_if_interrupted`, so a lost interrupt is honoured at the next poll."""
+
+
+def raise_if_interrupted() -> None:
+    """Re-raise an interrupt that an ignoring callback swallowed (see :data:`interrupted`)."""
+    if interrupted.is_set():
+        raise KeyboardInterrupt
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """An ephemeral port that was free a moment ago (the kernel avoids reusing it immediately)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -193,6 +208,7 @@ def wait_until(
     deadline = time.monotonic() + timeout
     last_error: BaseException | None = None
     while True:
+        raise_if_interrupted()
         try:
             result = check()
             if result:
@@ -272,6 +288,7 @@ def run_with_progress(
     last_report = start
     try:
         while True:
+            raise_if_interrupted()
             now = time.monotonic()
             if now - start > timeout:
                 raise CommandFailed(
