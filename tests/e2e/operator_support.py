@@ -30,7 +30,9 @@ Helm = Callable[..., "subprocess.CompletedProcess[str]"]  # conftest's `helm` fi
 
 
 def service_host(name: str, namespace: str, port: int = 8000) -> str:
-    return f"{name}-reranker.{namespace}.svc.cluster.local:{port}"
+    """An override key for every Service of a pipeline: the stable one (``<name>-reranker``) and each
+    revision's (``<name>-<revision>``, BlueGreen), which its canary calls."""
+    return f"{name}-*.{namespace}.svc.cluster.local:{port}"
 
 
 class OperatorProcess:
@@ -111,6 +113,9 @@ def pipeline_manifest(name: str, namespace: str, **spec: Any) -> dict[str, Any]:
     base: dict[str, Any] = {
         "model": {"name": "BAAI/bge-reranker-base", "maxModelLen": 512},
         "probe": {"intervalSeconds": 2, "timeoutSeconds": 5, "failureThreshold": 2},
+        # one Deployment rolled in place (<name>-reranker): what these scenarios are about; the
+        # BlueGreen ones (test_bluegreen_e2e) pass rollout themselves
+        "rollout": {"strategy": "Surge"},
     }
     base.update(spec)
     return {

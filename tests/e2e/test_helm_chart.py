@@ -383,6 +383,8 @@ ALLOWED = [
     ("create", "horizontalpodautoscalers.autoscaling"),
     ("patch", "horizontalpodautoscalers.autoscaling"),
     ("delete", "horizontalpodautoscalers.autoscaling"),
+    ("delete", "deployments.apps"),  # BlueGreen retires a revision's Deployment and Service
+    ("delete", "services"),
     ("list", "pods"),
     ("watch", "pods"),
     ("watch", "deployments.apps"),
@@ -402,8 +404,6 @@ DENIED = [
     ("delete", "rerankpublishgrants.rerank.dev"),
     ("list", "secrets"),
     ("watch", "secrets"),
-    ("delete", "deployments.apps"),
-    ("delete", "services"),
     ("delete", "persistentvolumeclaims"),
     ("delete", "poddisruptionbudgets.policy"),
     ("update", "deployments.apps"),

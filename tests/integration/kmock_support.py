@@ -101,8 +101,13 @@ EXTERNAL_HOST = "reranker.example.test:9000"
 DEAD_HOST = "dead.example.test:9000"
 
 
+def pipeline_hosts(name: str, namespace: str = NAMESPACE) -> str:
+    """An override key for every Service of a pipeline: the stable one and each revision's (BlueGreen)."""
+    return f"{name}-*.{namespace}.svc.{CLUSTER_DOMAIN}:{SERVICE_PORT}"
+
+
 def host_overrides(standin: StandinServer, names: tuple[str, ...] = PIPELINE_NAMES) -> str:
-    hosts = [f"{service_host(n)}:{SERVICE_PORT}" for n in names] + [EXTERNAL_HOST]
+    hosts = [pipeline_hosts(n) for n in names] + [EXTERNAL_HOST]
     routes = [f"{host}=127.0.0.1:{standin.port}" for host in hosts]
     return ",".join([*routes, f"{DEAD_HOST}=127.0.0.1:{free_port()}"])
 
@@ -438,6 +443,9 @@ def pipeline_spec(**overrides: Any) -> dict[str, Any]:
         "model": {"name": MODEL},
         "replicas": 1,
         "probe": {"intervalSeconds": 1, "failureThreshold": 2, "timeoutSeconds": 5},
+        # one Deployment rolled in place (<name>-reranker): what these scenarios are about; the
+        # BlueGreen ones (test_operator_bluegreen) pass rollout themselves
+        "rollout": {"strategy": "Surge"},
     }
     spec.update(overrides)
     return spec

@@ -77,14 +77,19 @@ see the chart README ("RBAC") for one line of justification per rule.
   verbs: ["update"]
 # Children: list+watch to keep them in memory (selected by the operator's managed-by label; a pass reads
 # that memory, not the API), get to judge an object that appeared under a child's name, create when
-# missing, patch (server-side apply) only when ours and different. No delete: children are removed by
-# the garbage collector.
+# missing, patch (server-side apply) only when ours and different. Children are removed by the garbage
+# collector, except what a BlueGreen rollout retires while the pipeline lives on.
+# Deployments and Services: delete too, for the revisions a BlueGreen switch retires (each its own
+# Deployment and Service), by UID precondition and only when they provably are the pipeline's.
 - apiGroups: ["apps"]
   resources: ["deployments"]
-  verbs: ["get", "list", "watch", "create", "patch"]
-# The Service and the model-cache PVC, likewise.
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: [""]
-  resources: ["services", "persistentvolumeclaims"]
+  resources: ["services"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+# The model-cache PVC: never deleted by the operator (it holds the downloaded weights).
+- apiGroups: [""]
+  resources: ["persistentvolumeclaims"]
   verbs: ["get", "list", "watch", "create", "patch"]
 # The reranker pods' PodDisruptionBudget, likewise.
 - apiGroups: ["policy"]

@@ -22,8 +22,8 @@ import kopf
 from rerank_operator import GROUP, VERSION
 from rerank_operator.reconcile.engine import PipelineState
 from rerank_operator.reconcile.schedule import Wakeups
-from rerank_operator.reconcile.view import index_key, owning_pipeline, resource_version, slim
-from rerank_operator.render.naming import MANAGED_BY
+from rerank_operator.reconcile.view import index_key, owning_pipeline, pipeline_key, resource_version, slim
+from rerank_operator.render.naming import MANAGED_BY, PIPELINE_LABEL, PIPELINE_NAMESPACE_LABEL
 
 OWNED = {"app.kubernetes.io/managed-by": MANAGED_BY}
 OWNED_SELECTOR = ",".join(f"{k}={v}" for k, v in OWNED.items())
@@ -82,7 +82,12 @@ def _register(kind: str, api_version: str, plural: str) -> None:
     def index(
         namespace: str | None, name: str, labels: kopf.Labels, body: kopf.Body, **_: Any
     ) -> dict[Any, Any]:
-        return {index_key(kind, namespace or "", name, labels): slim(kind, body)}
+        kept = slim(kind, body)
+        keys = {index_key(kind, namespace or "", name, labels): kept}
+        pipeline = labels.get(PIPELINE_LABEL)
+        if kind == "Deployment" and pipeline and PIPELINE_NAMESPACE_LABEL not in labels:
+            keys[pipeline_key(namespace or "", pipeline)] = kept  # all of one pipeline's (revisions)
+        return keys
 
     def changed(
         event: kopf.RawEvent, namespace: str | None, name: str, labels: kopf.Labels, memo: kopf.Memo, **_: Any

@@ -178,6 +178,7 @@ async def monitor(
                 last_probe=state.last_probe_at,
                 probe_interval=state.probe_interval_seconds,
                 apply_errors=state.apply_errors,
+                drain_due=state.drain_due,
             )
             if await wait_for_wakeup(wake, due - time.monotonic()):
                 if stopped:

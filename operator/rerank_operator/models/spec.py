@@ -595,21 +595,37 @@ class PublishSpec(ApiModel):
 
 
 # ------------------------------------------------------------------------------------- spec
-RolloutStrategy = Literal["Surge", "Replace"]
+RolloutStrategy = Literal["BlueGreen", "Surge", "Replace"]
+# Milvus gives each batch 30 s (all its retries included); a mounted ConfigMap reaches pods within the
+# kubelet's sync period plus its cache TTL (about a minute each by default); and a margin on top.
+DEFAULT_DRAIN_SECONDS = 180
 
 
 class RolloutSpec(ApiModel):
-    """How a spec change replaces running pods: a choice between serving throughout and needing no
-    spare GPU, which only the platform team can make."""
+    """How a spec change replaces running pods: a choice between never mixing models, needing one
+    spare pod, and needing none, which only the platform team can make."""
 
     strategy: RolloutStrategy = Field(
-        default="Surge",
-        description="Surge: start each new pod before an old one stops (maxSurge 1, maxUnavailable 0); "
-        "the endpoint keeps serving, but a rollout needs room for one extra pod (its GPUs) and, with a "
-        "ReadWriteOnce cache volume, a node that already has it attached. Replace: stop an old pod first "
-        "(maxSurge 0, maxUnavailable 1); needs no spare GPU, but with one replica the endpoint is down "
-        "until the new pod has loaded the model (the published config turns ready=false once "
-        "failureThreshold canaries have failed).",
+        default="BlueGreen",
+        description="BlueGreen (default): a change of the serving pod template (model, revision, args, "
+        "image, env...) starts a new revision (its own Deployment) next to the running one, checks it with "
+        "the canary through its own Service, then switches the endpoint's Service to it in one write; the "
+        "old revision keeps serving until then and is removed after drainSeconds. One search is never "
+        "scored by two models, and a candidate that fails its canary never takes traffic; a change needs "
+        "room for `replicas` extra pods (their GPUs). Surge: the Deployment rolls in place, one extra pod "
+        "at a time (maxSurge 1, maxUnavailable 0); needs one spare pod, but old and new pods serve side by "
+        "side for as long as new pods take to load, so one search can be scored by two models. Replace: "
+        "stop an old pod first (maxSurge 0, maxUnavailable 1); needs no spare GPU, but with one replica "
+        "the endpoint is down until the new pod has loaded the model, and with more it can mix models "
+        "as Surge does.",
+    )
+    drain_seconds: int = Field(
+        default=DEFAULT_DRAIN_SECONDS,
+        ge=0,
+        le=86400,
+        description="BlueGreen: how long the previous revision keeps running after the switch, for "
+        "requests already sent to it (Milvus allows a batch 30 s) and for kube-proxy and mounted copies of "
+        "the published ConfigMap to catch up; then it is deleted.",
     )
 
 

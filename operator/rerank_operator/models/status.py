@@ -86,6 +86,32 @@ class PodMonitorStatus(ApiModel):
     message: str = Field(default="", max_length=4096, description="Details.")
 
 
+class RetiringRevision(ApiModel):
+    """A revision that served before the last switch, kept until its drain ends."""
+
+    revision: str = Field(description="The revision (its pods' rerank.dev/revision label).")
+    deployment: str = Field(description="Its Deployment.")
+    until: str = Field(description="When it is deleted (RFC 3339).")
+
+
+class RevisionsStatus(ApiModel):
+    """BlueGreen: which revision the endpoint's Service selects, and the one being checked."""
+
+    active: str | None = Field(
+        default=None, description="Revision the endpoint's Service selects (what Milvus reaches)."
+    )
+    active_deployment: str | None = Field(default=None, description="The active revision's Deployment.")
+    candidate: str | None = Field(
+        default=None, description="Revision of the current spec, while it is not active yet."
+    )
+    candidate_deployment: str | None = Field(default=None, description="The candidate's Deployment.")
+    reason: str | None = Field(default=None, description="Why the candidate is not active yet.")
+    message: str | None = Field(default=None, max_length=4096, description="Details of that reason.")
+    retiring: list[RetiringRevision] = Field(
+        default_factory=list, description="Previous revisions still draining."
+    )
+
+
 class RerankPipelineStatus(ApiModel):
     """Observed state, written only by the operator."""
 
@@ -111,3 +137,6 @@ class RerankPipelineStatus(ApiModel):
     published: PublishedStatus | None = Field(default=None, description="The published ranker config.")
     autoscaling: AutoscalingStatus | None = Field(default=None, description="The autoscaler, when used.")
     pod_monitor: PodMonitorStatus | None = Field(default=None, description="The PodMonitor, when asked for.")
+    revisions: RevisionsStatus | None = Field(
+        default=None, description="BlueGreen rollouts: the active and the candidate revision."
+    )

@@ -11,6 +11,9 @@ Format (env ``RERANK_OPERATOR_HOST_OVERRIDES``)::
     rr-svc.default.svc.cluster.local:8000=127.0.0.1:18000,other:80=127.0.0.1:9
 
 A key without a port matches that host on any port; a target without a port keeps the original port.
+A ``*`` in a key's host matches any run of characters within one DNS label, so
+``rr-*.default.svc.cluster.local`` covers a pipeline's stable Service and every per-revision Service
+(BlueGreen) at once; exact keys win over patterns, and longer patterns over shorter ones.
 
 ``RERANK_OPERATOR_HOST_OVERRIDES_FILE`` names a file with the same entries (separated by commas or
 newlines, ``#`` starts a comment) that is re-read whenever it changes, so the sandbox can map pipelines
@@ -21,9 +24,11 @@ variable, it is a test/sandbox seam: targets must be loopback.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import os
+import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -106,7 +111,19 @@ def parse_overrides(text: str) -> dict[str, Override]:
 
 
 def _lookup(table: Mapping[str, Override], host: str, port: int) -> Override | None:
-    return table.get(_key(host, port)) or table.get(_key(host, None))
+    found = table.get(_key(host, port)) or table.get(_key(host, None))
+    if found is not None:
+        return found
+    patterns = sorted((k for k in table if "*" in k), key=len, reverse=True)
+    for key in patterns:
+        if _pattern(key).fullmatch(_key(host, port)) or _pattern(key).fullmatch(_key(host, None)):
+            return table[key]
+    return None
+
+
+@functools.lru_cache(maxsize=256)
+def _pattern(key: str) -> re.Pattern[str]:
+    return re.compile("[^.:]*".join(re.escape(part) for part in key.split("*")))
 
 
 class OverridesFile:

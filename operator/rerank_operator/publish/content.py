@@ -41,6 +41,12 @@ def endpoint_for(pipeline: RerankPipeline, cluster_domain: str = DEFAULT_CLUSTER
     return f"http://{service}.{pipeline.namespace}.svc.{cluster_domain}:{pipeline.spec.engine.port}"
 
 
+def revision_endpoint(pipeline: RerankPipeline, cluster_domain: str = DEFAULT_CLUSTER_DOMAIN) -> str:
+    """BlueGreen: the current revision's own Service, where its canary runs before the switch."""
+    service = child_names(pipeline).revision_service
+    return f"http://{service}.{pipeline.namespace}.svc.{cluster_domain}:{pipeline.spec.engine.port}"
+
+
 def function_name(pipeline: RerankPipeline) -> str:
     return pipeline.spec.publish.function_name or f"{pipeline.name.replace('-', '_')}_rerank"
 

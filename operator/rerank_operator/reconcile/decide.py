@@ -39,6 +39,9 @@ class Observation:
     # spec.autoscaling's autoscaler: the replica count is its to set (workload.desired follows it)
     autoscaler: AutoscalerState | None = None
     pod_monitor: dict[str, Any] | None = None  # status.podMonitor, when one is asked for
+    revisions: dict[str, Any] | None = None  # BlueGreen: status.revisions (active, candidate, retiring)
+    # BlueGreen: the candidate was not verified within the progress deadline (why, in words)
+    candidate_overdue: str | None = None
 
     @property
     def desired_replicas(self) -> int:
@@ -143,6 +146,9 @@ def stalled_by(obs: Observation) -> tuple[str, str] | None:
     if obs.apply_errors:
         return "ApplyRejected", "; ".join(obs.apply_errors)
     w = obs.workload
+    if obs.candidate_overdue and not obs.serving:
+        reason, message = not_ready_reason(obs)
+        return "ProgressDeadlineExceeded", f"{obs.candidate_overdue}: {reason}: {message}"
     if w.stuck_message and not w.rolled_out and obs.desired_replicas > 0 and not obs.serving:
         why = w.pending_message or w.failure_message or f"{w.ready}/{obs.desired_replicas} pods ready"
         return "ProgressDeadlineExceeded", f"{w.stuck_message}; {why}"
@@ -259,6 +265,12 @@ def status_fields(obs: Observation) -> dict[str, Any]:
         out["autoscaling"] = obs.autoscaler.to_status()
     if obs.pod_monitor is not None:
         out["podMonitor"] = obs.pod_monitor
+    if obs.revisions is not None:
+        revisions = dict(obs.revisions)
+        if revisions.get("candidate") and "reason" not in revisions:
+            # why the candidate is not active yet: what Ready says of the current generation
+            revisions["reason"], revisions["message"] = not_ready_reason(obs)
+        out["revisions"] = revisions
     return out
 
 

@@ -8,10 +8,12 @@ same result and writes nothing when nothing changed.
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import httpx
@@ -32,7 +34,7 @@ from rerank_operator.publish import (
     initial_config,
     render_published_configmap,
 )
-from rerank_operator.publish.content import publish_namespaces
+from rerank_operator.publish.content import publish_namespaces, revision_endpoint
 from rerank_operator.reconcile.autoscaler import (
     OPTIONAL_APIS,
     AutoscalerState,
@@ -52,14 +54,26 @@ from rerank_operator.reconcile.decide import (
 from rerank_operator.reconcile.drift import contains, needs_write, with_hash
 from rerank_operator.reconcile.ownership import Claim, claim
 from rerank_operator.reconcile.replicas import HANDOVER_MANAGER, desired_replicas, handover_manifest
+from rerank_operator.reconcile.revisions import (
+    RETIRING_ANNOTATION,
+    RevisionPlan,
+    format_retiring,
+    plan_revisions,
+)
 from rerank_operator.reconcile.status_diff import essential
 from rerank_operator.reconcile.tracker import ProbeTracker
 from rerank_operator.reconcile.view import ApiReads, ReadMemory, Reads, plain
 from rerank_operator.reconcile.workload import WorkloadState, observe_workload
-from rerank_operator.render import child_names, render_workload, selector_labels
+from rerank_operator.render import child_names, render_autoscaler, render_workload, selector_labels
 from rerank_operator.render.autoscaling import HPA_KIND, KEDA_KIND
 from rerank_operator.render.monitoring import POD_MONITOR_KIND
-from rerank_operator.render.naming import published_name
+from rerank_operator.render.naming import REVISION_LABEL, published_name, revision_selector
+from rerank_operator.render.workload import (
+    CONFIG_HASH_ANNOTATION,
+    blue_green,
+    progress_deadline_seconds,
+    render_service,
+)
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +119,10 @@ class PipelineState:
     publish_targets: frozenset[str] = frozenset()
     # the generation the daemon last started a pass for: a newer one in a watch event wakes it
     seen_generation: int | None = None
+    # BlueGreen: the revision whose pods ``tracker`` judges (a candidate earns successThreshold itself)
+    tracker_revision: str | None = None
+    # BlueGreen: when the next drain ends (monotonic), for the daemon's schedule
+    drain_due: float | None = None
 
     def probe_due(self, now: float) -> bool:
         """Interval-based part of the schedule; ``Reconciler`` adds rollout-driven checks."""
@@ -215,10 +233,19 @@ class Reconciler:
 
         desired = initial_config(pipeline, self.config.cluster_domain)  # what this spec would publish
         state.probe_interval_seconds = spec.probe.interval_seconds
-        manifests, not_installed = await self._installed(render_workload(pipeline))
         state.publish_targets = frozenset(publish_namespaces(pipeline))
-        apply_errors, applied, foreign = await self._apply_all(pipeline, manifests, state, reads)
+        plan = await self._plan(pipeline, reads) if blue_green(pipeline) else None
+        apply_errors: list[str] = []
+        if plan is not None and plan.stable is not None:  # before a candidate's pods can exist
+            apply_errors += await self._apply_stable(pipeline, plan, state, reads)
+        manifests, not_installed = await self._installed(self._manifests(pipeline, plan))
+        errors, applied, foreign = await self._apply_all(pipeline, manifests, state, reads, plan)
+        apply_errors += errors
         await self._remove_stale_children(pipeline, state, reads)
+        if plan is not None:
+            await self._remove_revisions(pipeline, plan.remove, reads)
+        elif not apply_errors:
+            await self._remove_revisions(pipeline, await self._revision_deployments(pipeline, reads), reads)
 
         # the apply answer is the live object, status included; read it only if the apply was rejected,
         # and never judge (or probe through) a Deployment or Service that is someone else's
@@ -226,29 +253,66 @@ class Reconciler:
         if deployment is None and ("Deployment", names.deployment) not in foreign:
             deployment = await reads.get("Deployment", ns, names.deployment)
         probe = not foreign  # never judge (or probe through) someone else's Deployment or Service
-        pods = await reads.pods(ns, pipeline.name, selector_labels(pipeline))
+        pod_selector = (
+            revision_selector(pipeline, plan.desired) if plan is not None else selector_labels(pipeline)
+        )
+        pods = await reads.pods(ns, pipeline.name, pod_selector)
         workload = observe_workload(deployment, pods, desired_replicas(pipeline, deployment))
         autoscaler = await self._observe_autoscaler(pipeline, applied, not_installed, reads)
 
+        # BlueGreen: a candidate is checked through its own Service, the serving revision through the
+        # stable one (the published endpoint, below)
+        candidate = plan is not None and plan.candidate
+        probe_endpoint = (
+            revision_endpoint(pipeline, self.config.cluster_domain) if candidate else desired.endpoint
+        )
+        if plan is not None:
+            self._judge_revision(state, plan)
         tracker = state.tracker
         verdict_ok = False
         if probe and self._probe_due(state, pipeline, workload):
-            verdict_ok = await self._probe_round(pipeline, desired.endpoint, workload, state, reads)
+            verdict_ok = await self._probe_round(pipeline, probe_endpoint, workload, state, reads)
+
+        verified = verdict_ok and tracker.healthy and workload.rolled_out
+        if verified and plan is not None and candidate:
+            switched = plan.after_switch(datetime.now(UTC), spec.rollout.drain_seconds)
+            problems = await self._apply_stable(pipeline, switched, state, reads)
+            if problems:
+                apply_errors += problems
+                verified = False
+            else:
+                log.info(
+                    "%s/%s: switched the endpoint's Service to revision %s (%s)",
+                    ns,
+                    pipeline.name,
+                    plan.desired,
+                    f"{plan.active.deployment} drains for {spec.rollout.drain_seconds}s"
+                    if plan.active is not None
+                    else "first revision",
+                )
+                plan, candidate, probe_endpoint = switched, False, desired.endpoint
+                if autoscaler is not None:  # the autoscaler follows the revision that now serves
+                    autoscaler = await self._observe_autoscaler(
+                        pipeline, await self._apply_autoscaler(pipeline, plan, state, reads), set(), reads
+                    )
+        if plan is not None:
+            due = plan.drain_due()
+            state.drain_due = (
+                None if due is None else time.monotonic() + (due - datetime.now(UTC)).total_seconds()
+            )
 
         published_note: str | None = None  # told in the Ready Event when both happen in this pass
-        if verdict_ok and tracker.healthy and workload.rolled_out:
-            candidate = desired
-            if state.published is None or state.published.to_status() != candidate.to_status():
-                first = state.published is None
-                state.published = candidate
-                state.published_time = utcnow()
-                metrics.PUBLISH_EVENTS.labels(ns, pipeline.name, "published").inc()
-                published_note = (
-                    f"{'published' if first else 'updated'} ranker config {names.published} for generation "
-                    f"{generation} (endpoint {candidate.endpoint})"
-                )
+        if verified and (state.published is None or state.published.to_status() != desired.to_status()):
+            first = state.published is None
+            state.published = desired
+            state.published_time = utcnow()
+            metrics.PUBLISH_EVENTS.labels(ns, pipeline.name, "published").inc()
+            published_note = (
+                f"{'published' if first else 'updated'} ranker config {names.published} for generation "
+                f"{generation} (endpoint {desired.endpoint})"
+            )
 
-        if state.published is None or state.published.endpoint == desired.endpoint:
+        if state.published is None or state.published.endpoint == probe_endpoint:
             state.published_tracker = None
         published_health = state.published_tracker or tracker
         published_ready = published_health.healthy and workload.desired > 0 and state.published is not None
@@ -277,14 +341,184 @@ class Reconciler:
             published_time=state.published_time,
             autoscaler=autoscaler,
             pod_monitor=pod_monitor_status(pipeline, not_installed=POD_MONITOR_KIND in not_installed),
+            revisions=await self._revisions_status(pipeline, plan, reads) if plan is not None else None,
+            candidate_overdue=self._overdue(pipeline, deployment) if candidate else None,
         )
         status = valid_status(obs, state.status, now=utcnow())
         metrics.PIPELINE_READY.labels(ns, pipeline.name).set(1 if obs.serving else 0)
         state.apply_errors = bool(apply_errors)
         await self._write_status(raw, state, status, published_note=published_note)
 
+    # ------------------------------------------------------------------------------ BlueGreen
+    async def _plan(self, pipeline: RerankPipeline, reads: Reads) -> RevisionPlan:
+        """The rollout as the stable Service and the pipeline's own Deployments record it."""
+        ns = pipeline.namespace
+        stable = await reads.get("Service", ns, child_names(pipeline).service)
+        if stable is not None and not self._claim(pipeline, stable).ours:
+            stable = None  # someone else's: reported by its apply, never read as our record
+        deployments = [d for d in await reads.deployments(ns, pipeline.name) if self._claim(pipeline, d).ours]
+        pods = await reads.pods(ns, pipeline.name, selector_labels(pipeline))
+        return plan_revisions(
+            pipeline, stable=stable, deployments=deployments, pods=pods, now=datetime.now(UTC)
+        )
+
+    def _manifests(self, pipeline: RerankPipeline, plan: RevisionPlan | None) -> list[dict[str, Any]]:
+        """The children to apply. BlueGreen: the stable Service is the switch's to write
+        (``_apply_stable``), the autoscaler scales the serving revision, and while the adopted
+        Deployment still rolls no candidate starts."""
+        manifests = render_workload(pipeline)
+        if plan is None:
+            return manifests
+        names = child_names(pipeline)
+        out = []
+        for manifest in manifests:
+            kind, name = manifest["kind"], manifest["metadata"]["name"]
+            if kind == "Service" and name == names.service:
+                continue
+            if plan.waiting is not None and name in (names.deployment, names.revision_service):
+                continue
+            if kind in (HPA_KIND, KEDA_KIND):
+                manifest = render_autoscaler(pipeline, plan.scale_target) or manifest
+            out.append(manifest)
+        return out
+
+    async def _apply_stable(
+        self, pipeline: RerankPipeline, plan: RevisionPlan, state: PipelineState, reads: Reads
+    ) -> list[str]:
+        """Write the stable Service as ``plan`` has it: the selector of the active revision and the
+        drains still running, in one write (the record a restarted operator reads back)."""
+        assert plan.stable is not None
+        manifest = render_service(pipeline, plan.stable)
+        if plan.retiring:
+            manifest["metadata"]["annotations"] = {RETIRING_ANNOTATION: format_retiring(plan.retiring)}
+        ns, name = pipeline.namespace, manifest["metadata"]["name"]
+        try:
+            live = await reads.get("Service", ns, name)
+            _, problem = await self._write_child(pipeline, manifest, live, state, reads)
+        except ApiError as exc:
+            if exc.transient:
+                raise
+            return [f"Service {name} rejected: {exc.message or exc.reason}"]
+        return [problem] if problem is not None else []
+
+    async def _apply_autoscaler(
+        self, pipeline: RerankPipeline, plan: RevisionPlan, state: PipelineState, reads: Reads
+    ) -> dict[tuple[str, str], dict[str, Any]]:
+        manifest = render_autoscaler(pipeline, plan.scale_target)
+        if manifest is None:
+            return {}
+        kind, name = manifest["kind"], manifest["metadata"]["name"]
+        live = await reads.get(kind, pipeline.namespace, name)
+        written, _ = await self._write_child(pipeline, manifest, live, state, reads)
+        return {(kind, name): written} if written is not None else {}
+
+    async def _candidate_replicas(
+        self, pipeline: RerankPipeline, manifest: dict[str, Any], plan: RevisionPlan, reads: Reads
+    ) -> dict[str, Any]:
+        """With an autoscaler the Deployment has no count of ours; a candidate starts with as many pods
+        as the revision it replaces serves with, so the switch takes no capacity away."""
+        autoscaling = pipeline.spec.autoscaling
+        if autoscaling is None or "replicas" in manifest["spec"]:
+            return manifest
+        count = autoscaling.min_replicas
+        if plan.active is not None:
+            active = await reads.get("Deployment", pipeline.namespace, plan.active.deployment)
+            live = ((active or {}).get("spec") or {}).get("replicas")
+            if live is not None:
+                count = max(count, min(int(live), autoscaling.max_replicas))
+        out = copy.deepcopy(manifest)
+        out["spec"]["replicas"] = count
+        return out
+
+    async def _revision_deployments(self, pipeline: RerankPipeline, reads: Reads) -> list[str]:
+        """Surge and Replace after BlueGreen: the revision Deployments left to remove, once the one
+        Deployment that rolls in place is there (its pods join the stable Service from then on)."""
+        live = await reads.deployments(pipeline.namespace, pipeline.name)
+        out = []
+        for deployment in live:
+            labels = (deployment.get("metadata") or {}).get("labels") or {}
+            if REVISION_LABEL in labels and self._claim(pipeline, deployment).ours:
+                out.append(str(deployment["metadata"]["name"]))
+        if not out:
+            return []
+        current = await reads.get("Deployment", pipeline.namespace, child_names(pipeline).deployment)
+        ready = int(((current or {}).get("status") or {}).get("readyReplicas") or 0)
+        return (
+            out if ready >= max(1, pipeline.spec.replicas if pipeline.spec.autoscaling is None else 1) else []
+        )
+
+    async def _remove_revisions(self, pipeline: RerankPipeline, names: list[str], reads: Reads) -> None:
+        """Delete retired revisions: a revision's own Service first, then its Deployment (whose pods get
+        their termination grace), so a crash in between leaves nothing the next pass would not see."""
+        for name in names:
+            live = await reads.get("Deployment", pipeline.namespace, name)
+            if live is None:
+                continue
+            if REVISION_LABEL in ((live.get("metadata") or {}).get("labels") or {}):
+                await self._delete_child(pipeline, "Service", name, reads)
+            await self._delete_child(pipeline, "Deployment", name, reads)
+
+    def _judge_revision(self, state: PipelineState, plan: RevisionPlan) -> None:
+        """Point ``state.tracker`` at the current revision's pods: a new candidate starts from nothing
+        and earns successThreshold itself; going back to the serving revision resumes its record."""
+        if state.tracker_revision == plan.desired:
+            return
+        if plan.candidate:
+            if state.published_tracker is None:
+                # what the tracker knew (or, after a restart, what status said of the published
+                # config) is the serving revision's record: it judges the published endpoint from now
+                # on; without it the published config would turn not ready
+                state.published_tracker = state.tracker
+            state.tracker = ProbeTracker()
+        elif state.published_tracker is not None:
+            state.tracker = state.published_tracker
+        state.tracker_revision = plan.desired
+
+    async def _revisions_status(
+        self, pipeline: RerankPipeline, plan: RevisionPlan, reads: Reads
+    ) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if plan.active is not None:
+            rev = plan.active.revision
+            if rev is None:  # the adopted Deployment: named by the serving config it runs
+                live = await reads.get("Deployment", pipeline.namespace, plan.active.deployment)
+                template = ((live or {}).get("spec") or {}).get("template") or {}
+                config = ((template.get("metadata") or {}).get("annotations") or {}).get(
+                    CONFIG_HASH_ANNOTATION
+                )
+                rev = str(config)[:8] if config else "adopted"
+            out["active"] = rev
+            out["activeDeployment"] = plan.active.deployment
+        if plan.candidate:
+            out["candidate"] = plan.desired
+            out["candidateDeployment"] = plan.desired_deployment
+            if plan.waiting is not None:
+                out["reason"], out["message"] = plan.waiting
+        out["retiring"] = [
+            {"revision": name.rsplit("-", 1)[-1], "deployment": name, "until": _rfc3339(until)}
+            for name, until in sorted(plan.retiring.items())
+        ]
+        return out
+
+    @staticmethod
+    def _overdue(pipeline: RerankPipeline, deployment: dict[str, Any] | None) -> str | None:
+        """A candidate not verified within the progress deadline since its Deployment was created."""
+        created = ((deployment or {}).get("metadata") or {}).get("creationTimestamp")
+        if not created:
+            return None
+        limit = progress_deadline_seconds(pipeline)
+        since = datetime.fromisoformat(str(created).replace("Z", "+00:00"))
+        if datetime.now(UTC) - since < timedelta(seconds=limit):
+            return None
+        return f"revision {child_names(pipeline).deployment} not verified within {limit}s of its creation"
+
     async def _apply_all(
-        self, pipeline: RerankPipeline, manifests: list[dict[str, Any]], state: PipelineState, reads: Reads
+        self,
+        pipeline: RerankPipeline,
+        manifests: list[dict[str, Any]],
+        state: PipelineState,
+        reads: Reads,
+        plan: RevisionPlan | None = None,
     ) -> tuple[list[str], dict[tuple[str, str], dict[str, Any]], set[tuple[str, str]]]:
         """Write the children; one that is rejected or not ours is reported (Stalled), a transient
         error retried.
@@ -301,6 +535,8 @@ class Reconciler:
                 live = await reads.get(kind, pipeline.namespace, name)
                 if kind == "Deployment" and live is not None and self._claim(pipeline, live).ours:
                     live = await self._hand_over_replicas(pipeline, live, reads)
+                elif kind == "Deployment" and live is None and plan is not None:
+                    manifest = await self._candidate_replicas(pipeline, manifest, plan, reads)
                 written, problem = await self._write_child(pipeline, manifest, live, state, reads)
             except ApiError as exc:
                 if exc.transient:
@@ -728,7 +964,7 @@ class Reconciler:
             if published_note is not None:
                 await post_event(self.kube, raw, "Normal", "Published", published_note)
             return
-        patch = {**{k: None for k in old if k not in new}, **new}
+        patch = merge_patch(old, new)
         meta = raw["metadata"]
         await self.kube.patch_status("RerankPipeline", meta.get("namespace", "default"), meta["name"], patch)
         state.status = new
@@ -770,6 +1006,21 @@ def _canary(pipeline: RerankPipeline) -> Canary:
     return Canary(
         query=probe.query, documents=tuple(probe.documents), expected_top_index=probe.expected_top_index or 0
     )
+
+
+def merge_patch(old: Any, new: Any) -> Any:
+    """The JSON merge patch from ``old`` to ``new``: a key gone at any depth is sent as null (a merge
+    patch leaves keys it does not mention in place, so a nested field would otherwise never go)."""
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        return new
+    out: dict[str, Any] = {k: None for k in old if k not in new}
+    for key, value in new.items():
+        out[key] = merge_patch(old.get(key), value) if isinstance(value, dict) else value
+    return out
+
+
+def _rfc3339(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _compact(value: Any) -> Any:

@@ -8,7 +8,8 @@ A pass runs when something happened, or when something is due; never on a tick:
 * ``PROBE``: the canary's interval has passed (``probe.intervalSeconds``);
 * ``RESYNC``: the long, jittered period after which unwatched objects are read again;
 * ``RETRY``: a failed pass (backoff), or a child that was rejected or is someone else's (whose fix
-  may be invisible to the watches).
+  may be invisible to the watches);
+* ``DRAIN``: a BlueGreen revision's drain ends, and it is deleted.
 
 Only ``PROBE`` passes trust remembered unwatched objects: see ``reconcile.view``.
 """
@@ -33,6 +34,7 @@ class Trigger(enum.Enum):
     PROBE = "probe"
     RESYNC = "resync"
     RETRY = "retry"
+    DRAIN = "drain"
 
     @property
     def refreshes(self) -> bool:
@@ -72,7 +74,13 @@ class Schedule:
         return delay
 
     def next_due(
-        self, *, last_pass: float, last_probe: float | None, probe_interval: float, apply_errors: bool
+        self,
+        *,
+        last_pass: float,
+        last_probe: float | None,
+        probe_interval: float,
+        apply_errors: bool,
+        drain_due: float | None = None,
     ) -> tuple[float, Trigger]:
         """The earliest due time and why. A pipeline never probed (invalid, or nothing to probe yet)
         counts from its last pass, so nothing is ever due "now" over and over."""
@@ -84,6 +92,8 @@ class Schedule:
             due.append((self.retry_at, Trigger.RETRY))
         if apply_errors:
             due.append((last_pass + APPLY_ERROR_RETRY_SECONDS, Trigger.RETRY))
+        if drain_due is not None:  # a second late, so the pass finds the drain over
+            due.append((max(drain_due + 1.0, last_pass), Trigger.DRAIN))
         return min(due, key=lambda d: d[0])
 
 

@@ -51,6 +51,12 @@ def index_key(kind: str, namespace: str, name: str, labels: Mapping[str, str]) -
     return (namespace, name)
 
 
+def pipeline_key(namespace: str, pipeline: str) -> tuple[str, str, str]:
+    """Second key of Deployments in their index: all Deployments of one pipeline (BlueGreen runs one
+    per revision; a pass must see every one, including those it did not create in this process)."""
+    return ("by-pipeline", namespace, pipeline)
+
+
 def owning_pipeline(namespace: str, labels: Mapping[str, str]) -> tuple[str, str] | None:
     """(namespace, name) of the pipeline a labelled child or copy belongs to, if it says."""
     name = labels.get(PIPELINE_LABEL)
@@ -94,6 +100,9 @@ class Reads(Protocol):
 
     async def grants(self, namespace: str) -> list[dict[str, Any]]: ...
 
+    async def deployments(self, namespace: str, pipeline: str) -> list[dict[str, Any]]:
+        """Every Deployment in ``namespace`` labelled as ``pipeline``'s (ownership is the caller's)."""
+
     def wrote(self, kind: str, namespace: str, name: str, answer: dict[str, Any] | None) -> None:
         """Record the operator's own write (``None``: deleted), as the apiserver answered it."""
 
@@ -116,6 +125,9 @@ class ApiReads:
 
     async def grants(self, namespace: str) -> list[dict[str, Any]]:
         return await self.kube.list("RerankPublishGrant", namespace)
+
+    async def deployments(self, namespace: str, pipeline: str) -> list[dict[str, Any]]:
+        return await self.kube.list("Deployment", namespace, f"{PIPELINE_LABEL}={pipeline}")
 
     def wrote(self, kind: str, namespace: str, name: str, answer: dict[str, Any] | None) -> None:
         return None
@@ -200,6 +212,28 @@ class CachedReads:
         if self.refresh or namespace not in self.memory.remembered_grants:
             self.memory.remembered_grants[namespace] = await self.kube.list("RerankPublishGrant", namespace)
         return self.memory.remembered_grants[namespace]
+
+    async def deployments(self, namespace: str, pipeline: str) -> list[dict[str, Any]]:
+        if not self._watched("Deployment", namespace):
+            return await self.kube.list("Deployment", namespace, f"{PIPELINE_LABEL}={pipeline}")
+        names = {
+            str((d.get("metadata") or {}).get("name"))
+            for d in self.indexes["Deployment"].get(pipeline_key(namespace, pipeline)) or ()
+        }
+        names |= {  # our own writes the watch has not delivered yet
+            key[2]
+            for key, (_, body) in self.memory.overlay.items()
+            if key[0] == "Deployment"
+            and key[1] == namespace
+            and body is not None
+            and ((body.get("metadata") or {}).get("labels") or {}).get(PIPELINE_LABEL) == pipeline
+        }
+        out = []
+        for name in sorted(names):
+            live = await self.get("Deployment", namespace, name)
+            if live is not None:
+                out.append(live)
+        return out
 
     def wrote(self, kind: str, namespace: str, name: str, answer: dict[str, Any] | None) -> None:
         key = (kind, namespace, name)

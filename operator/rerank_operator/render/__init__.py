@@ -8,13 +8,14 @@ from rerank_operator.models import RerankPipeline
 from rerank_operator.render.autoscaling import render_autoscaler
 from rerank_operator.render.monitoring import render_pod_monitor
 from rerank_operator.render.naming import ChildNames, child_names, labels, owner_reference, selector_labels
+from rerank_operator.render.revision import config_hash, revision
 from rerank_operator.render.vllm_args import serve_args, serve_command
 from rerank_operator.render.workload import (
-    config_hash,
     render_cache_pvc,
     render_chat_template,
     render_deployment,
     render_disruption_budget,
+    render_revision_service,
     render_service,
 )
 
@@ -25,6 +26,7 @@ def render_workload(pipeline: RerankPipeline) -> list[dict[str, Any]]:
         render_chat_template(pipeline),
         render_cache_pvc(pipeline),
         render_deployment(pipeline),
+        render_revision_service(pipeline),
         render_service(pipeline),
         render_disruption_budget(pipeline),
         render_autoscaler(pipeline),
@@ -45,8 +47,10 @@ __all__ = [
     "render_deployment",
     "render_disruption_budget",
     "render_pod_monitor",
+    "render_revision_service",
     "render_service",
     "render_workload",
+    "revision",
     "selector_labels",
     "serve_args",
     "serve_command",

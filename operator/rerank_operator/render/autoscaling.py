@@ -21,8 +21,11 @@ def autoscaler_kind(autoscaling: AutoscalingSpec) -> str:
     return KEDA_KIND if autoscaling.provider == "keda" else HPA_KIND
 
 
-def _scale_target(pipeline: RerankPipeline) -> dict[str, str]:
-    return {"apiVersion": "apps/v1", "kind": "Deployment", "name": child_names(pipeline).deployment}
+def _scale_target(pipeline: RerankPipeline, target: str | None) -> dict[str, str]:
+    """The Deployment to scale: the current spec's, or (BlueGreen) the active revision's, which the
+    engine names: the autoscaler follows the revision that serves, not a candidate being checked."""
+    name = target or child_names(pipeline).deployment
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "name": name}
 
 
 def _rules(rules: ScalingRules) -> dict[str, Any]:
@@ -48,12 +51,14 @@ def behavior(autoscaling: AutoscalingSpec) -> dict[str, Any] | None:
     return out or None
 
 
-def render_hpa(pipeline: RerankPipeline, autoscaling: AutoscalingSpec) -> dict[str, Any]:
+def render_hpa(
+    pipeline: RerankPipeline, autoscaling: AutoscalingSpec, target: str | None = None
+) -> dict[str, Any]:
     """A ``Pods`` metric: the custom-metrics API (e.g. prometheus-adapter) serves the vLLM series per pod
     and the HPA keeps its average at the target."""
     metric = autoscaling.metric
     spec: dict[str, Any] = {
-        "scaleTargetRef": _scale_target(pipeline),
+        "scaleTargetRef": _scale_target(pipeline, target),
         "minReplicas": autoscaling.min_replicas,
         "maxReplicas": autoscaling.max_replicas,
         "metrics": [
@@ -96,7 +101,9 @@ def _threshold(autoscaling: AutoscalingSpec) -> str:
     return format(autoscaling.metric.target_decimal.normalize(), "f")
 
 
-def render_scaled_object(pipeline: RerankPipeline, autoscaling: AutoscalingSpec) -> dict[str, Any]:
+def render_scaled_object(
+    pipeline: RerankPipeline, autoscaling: AutoscalingSpec, target: str | None = None
+) -> dict[str, Any]:
     keda = autoscaling.keda
     assert keda is not None and keda.server_address is not None  # admission and pydantic guarantee it
     trigger: dict[str, Any] = {
@@ -111,7 +118,7 @@ def render_scaled_object(pipeline: RerankPipeline, autoscaling: AutoscalingSpec)
     if keda.authentication_ref is not None:
         trigger["authenticationRef"] = keda.authentication_ref.to_api()
     spec: dict[str, Any] = {
-        "scaleTargetRef": _scale_target(pipeline),
+        "scaleTargetRef": _scale_target(pipeline, target),
         "minReplicaCount": autoscaling.min_replicas,
         "maxReplicaCount": autoscaling.max_replicas,
         "triggers": [trigger],
@@ -129,11 +136,12 @@ def render_scaled_object(pipeline: RerankPipeline, autoscaling: AutoscalingSpec)
     }
 
 
-def render_autoscaler(pipeline: RerankPipeline) -> dict[str, Any] | None:
-    """The autoscaler ``spec.autoscaling`` asks for, or None when the operator owns the replica count."""
+def render_autoscaler(pipeline: RerankPipeline, target: str | None = None) -> dict[str, Any] | None:
+    """The autoscaler ``spec.autoscaling`` asks for, or None when the operator owns the replica count.
+    ``target``: the Deployment it scales (default: the current spec's)."""
     autoscaling = pipeline.spec.autoscaling
     if autoscaling is None:
         return None
     if autoscaling.provider == "keda":
-        return render_scaled_object(pipeline, autoscaling)
-    return render_hpa(pipeline, autoscaling)
+        return render_scaled_object(pipeline, autoscaling, target)
+    return render_hpa(pipeline, autoscaling, target)

@@ -7,11 +7,14 @@ from typing import Any
 
 from rerank_operator import API_VERSION, GROUP, KIND
 from rerank_operator.models import RerankPipeline
+from rerank_operator.render.revision import revision
 
 APP_NAME = "rerank-operator"
 MANAGED_BY = "rerank-operator"
 PIPELINE_LABEL = "rerank.dev/pipeline"
 PIPELINE_NAMESPACE_LABEL = "rerank.dev/pipeline-namespace"
+# On BlueGreen Deployments, their pods and per-revision Services: which revision (render.revision) they run.
+REVISION_LABEL = "rerank.dev/revision"
 # On copies in other namespaces (no ownerReference can point there): the UID is the proof of
 # ownership (see reconcile.ownership), the namespace/name is for people.
 OWNER_UID_ANNOTATION = f"{GROUP}/owner-uid"
@@ -20,8 +23,11 @@ OWNER_ANNOTATION = f"{GROUP}/owner"
 
 @dataclass(frozen=True)
 class ChildNames:
+    # the Deployment of the current spec: <name>-reranker rolled in place (Surge, Replace), or the
+    # current revision's own <name>-<revision> (BlueGreen)
     deployment: str
-    service: str
+    service: str  # the stable Service: the published endpoint
+    revision_service: str  # BlueGreen: the current revision's Service, for the canary only
     disruption_budget: str
     cache_pvc: str
     chat_template: str
@@ -36,9 +42,11 @@ def child_names(pipeline: RerankPipeline) -> ChildNames:
     (A Service called ``vllm`` injects ``VLLM_PORT`` & co. into pods, which vLLM reads as its own settings.)
     """
     name = pipeline.name
+    blue_green = pipeline.spec.rollout.strategy == "BlueGreen"
     return ChildNames(
-        deployment=f"{name}-reranker",
+        deployment=revision_name(name, revision(pipeline)) if blue_green else legacy_deployment_name(name),
         service=f"{name}-reranker",
+        revision_service=revision_name(name, revision(pipeline)),
         disruption_budget=f"{name}-reranker",
         cache_pvc=f"{name}-model-cache",
         chat_template=f"{name}-chat-template",
@@ -46,6 +54,16 @@ def child_names(pipeline: RerankPipeline) -> ChildNames:
         autoscaler=f"{name}-reranker",
         pod_monitor=f"{name}-reranker",
     )
+
+
+def revision_name(pipeline_name: str, rev: str) -> str:
+    """Name of a revision's Deployment and Service (a DNS-1035 label: names are at most 52 characters)."""
+    return f"{pipeline_name}-{rev}"
+
+
+def legacy_deployment_name(pipeline_name: str) -> str:
+    """The Deployment that rolls in place (Surge, Replace), and the one operators before BlueGreen made."""
+    return f"{pipeline_name}-reranker"
 
 
 def published_name(pipeline_name: str, configured: str | None = None) -> str:
@@ -72,6 +90,12 @@ def selector_labels(pipeline: RerankPipeline) -> dict[str, str]:
         "app.kubernetes.io/instance": pipeline.name,
         "app.kubernetes.io/component": "server",
     }
+
+
+def revision_selector(pipeline: RerankPipeline, rev: str) -> dict[str, str]:
+    """The pods of one revision: a BlueGreen Deployment's selector, its Service's, and the stable
+    Service's while that revision is active."""
+    return {**selector_labels(pipeline), REVISION_LABEL: rev}
 
 
 def owner_reference(pipeline: RerankPipeline) -> dict[str, Any] | None:

@@ -7,14 +7,20 @@ Pure functions: spec in, manifest dicts out. No I/O, so they are tested directly
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from rerank_operator import ANNOTATION_PREFIX
 from rerank_operator.models import HF_CACHE_PATH, RerankPipeline
-from rerank_operator.render.naming import child_names, object_meta, selector_labels
+from rerank_operator.render.naming import (
+    REVISION_LABEL,
+    child_names,
+    object_meta,
+    revision_selector,
+    selector_labels,
+)
+from rerank_operator.render.revision import config_hash, revision
 from rerank_operator.render.vllm_args import CHAT_TEMPLATE_DIR, CHAT_TEMPLATE_FILE, serve_args, serve_command
 
 CONTAINER_NAME = "vllm"
@@ -24,28 +30,11 @@ STARTUP_PERIOD_SECONDS = 10
 # Scheduling and pulling a multi-GB vLLM image come before the startup budget starts counting.
 PROGRESS_MARGIN_SECONDS = 600
 _ROLLING_UPDATE = {
+    "BlueGreen": {"maxSurge": 1, "maxUnavailable": 0},
     "Surge": {"maxSurge": 1, "maxUnavailable": 0},
     "Replace": {"maxSurge": 0, "maxUnavailable": 1},
 }
 CONFIG_HASH_ANNOTATION = f"{ANNOTATION_PREFIX}/config-hash"
-
-
-def config_hash(pipeline: RerankPipeline) -> str:
-    """Hash of everything that shapes the pod, including mounted template text.
-
-    The template lives in a ConfigMap, so editing it would not change the pod template by
-    itself; the hash in a pod annotation makes every relevant spec change roll the pods.
-    """
-    spec = pipeline.spec
-    relevant = {
-        "args": serve_args(pipeline),
-        "template": spec.model.chat_template,
-        "engine": spec.engine.to_api(),
-        "hfToken": spec.hf_token_secret_ref.to_api() if spec.hf_token_secret_ref else None,
-        "apiKey": spec.api_key_secret_ref.to_api() if spec.api_key_secret_ref else None,
-    }
-    digest = hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()
-    return digest[:16]
 
 
 def _env(pipeline: RerankPipeline) -> list[dict[str, Any]]:
@@ -140,11 +129,24 @@ def progress_deadline_seconds(pipeline: RerankPipeline) -> int:
     return pipeline.spec.engine.startup_timeout_seconds + PROGRESS_MARGIN_SECONDS
 
 
+def blue_green(pipeline: RerankPipeline) -> bool:
+    return pipeline.spec.rollout.strategy == "BlueGreen"
+
+
 def render_deployment(pipeline: RerankPipeline) -> dict[str, Any]:
+    """The Deployment of the current spec. BlueGreen: the current revision's own Deployment, whose
+    selector includes its revision, so it never adopts another revision's pods; a change that is not
+    a new revision (GPUs, tolerations...) rolls it in place, pod by pod, without mixing models. Surge
+    and Replace: one Deployment that every change rolls in place."""
     spec = pipeline.spec
     names = child_names(pipeline)
+    rev = revision(pipeline)
     meta = object_meta(pipeline, names.deployment, "server")
-    pod_labels = {**meta["labels"], **selector_labels(pipeline)}
+    selector = revision_selector(pipeline, rev) if blue_green(pipeline) else selector_labels(pipeline)
+    if blue_green(pipeline):
+        meta["labels"][REVISION_LABEL] = rev
+    # (no revision label on Surge and Replace pods: adding one would roll every pod at an upgrade)
+    pod_labels = {**meta["labels"], **selector}
     volumes, mounts = _volumes(pipeline)
     container: dict[str, Any] = {
         "name": CONTAINER_NAME,
@@ -186,10 +188,10 @@ def render_deployment(pipeline: RerankPipeline) -> dict[str, Any]:
         "metadata": meta,
         "spec": {
             **deployment_spec,
-            "selector": {"matchLabels": selector_labels(pipeline)},
-            # Surge (default): a rollout never takes the working reranker away first; with no spare
-            # GPU the new pod waits Pending and the old one keeps serving. Replace trades that for
-            # needing no spare GPU (spec.rollout.strategy).
+            "selector": {"matchLabels": selector},
+            # Surge (and BlueGreen within one revision): a rollout never takes the working reranker
+            # away first; with no spare GPU the new pod waits Pending and the old one keeps serving.
+            # Replace trades that for needing no spare GPU (spec.rollout.strategy).
             "strategy": {
                 "type": "RollingUpdate",
                 "rollingUpdate": dict(_ROLLING_UPDATE[spec.rollout.strategy]),
@@ -208,16 +210,44 @@ def render_deployment(pipeline: RerankPipeline) -> dict[str, Any]:
     }
 
 
-def render_service(pipeline: RerankPipeline) -> dict[str, Any]:
+def stable_selector(pipeline: RerankPipeline, active: Mapping[str, str] | None = None) -> dict[str, str]:
+    """What the endpoint's Service selects. Surge and Replace: every pod of the pipeline. BlueGreen:
+    the pods of one revision, ``active`` (labels beyond the base ones, e.g. ``{REVISION_LABEL: rev}``),
+    which the switch changes; offline (``render``) the current revision, as after its switch."""
+    if not blue_green(pipeline):
+        return selector_labels(pipeline)
+    extra = dict(active) if active is not None else {REVISION_LABEL: revision(pipeline)}
+    return {**selector_labels(pipeline), **extra}
+
+
+def render_service(pipeline: RerankPipeline, active: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The stable Service: the published endpoint, whose address never changes (see ``stable_selector``)."""
     names = child_names(pipeline)
+    return _service(pipeline, names.service, "server", stable_selector(pipeline, active))
+
+
+def render_revision_service(pipeline: RerankPipeline) -> dict[str, Any] | None:
+    """BlueGreen: the current revision's own Service. Only the canary calls it: it reaches that
+    revision's pods and nothing else, before (and whether or not) the stable Service switches to it."""
+    if not blue_green(pipeline):
+        return None
+    rev = revision(pipeline)
+    service = _service(
+        pipeline, child_names(pipeline).revision_service, "canary", revision_selector(pipeline, rev)
+    )
+    service["metadata"]["labels"][REVISION_LABEL] = rev
+    return service
+
+
+def _service(pipeline: RerankPipeline, name: str, component: str, selector: dict[str, str]) -> dict[str, Any]:
     port = pipeline.spec.engine.port
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": object_meta(pipeline, names.service, "server"),
+        "metadata": object_meta(pipeline, name, component),
         "spec": {
             "type": "ClusterIP",
-            "selector": selector_labels(pipeline),
+            "selector": selector,
             "ports": [{"name": PORT_NAME, "port": port, "targetPort": PORT_NAME, "protocol": "TCP"}],
         },
     }

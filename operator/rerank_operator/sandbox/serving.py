@@ -54,6 +54,7 @@ class Backend:
     authority: str  # host:port the operator probes
     port: int  # loopback port it listens on
     scratch: Path | None = None  # the engine's private directory, removed when it stops
+    aliases: tuple[str, ...] = ()  # more override keys: BlueGreen's per-revision Services
 
 
 def probed_authority(pipeline: RerankPipeline) -> str | None:
@@ -64,9 +65,19 @@ def probed_authority(pipeline: RerankPipeline) -> str | None:
     return f"{parts.hostname}:{parts.port or 80}"
 
 
+def revision_hosts(pipeline: RerankPipeline) -> tuple[str, ...]:
+    """BlueGreen: an override key for each revision's own Service (``<name>-<revision>``), which the
+    canary calls before a switch. One process answers for every revision of a pipeline here."""
+    if pipeline.spec.rollout.strategy != "BlueGreen":
+        return ()
+    host = f"{pipeline.name}-*.{pipeline.namespace}.svc.{cluster_domain()}"
+    return (f"{host}:{pipeline.spec.engine.port}",)
+
+
 def render_overrides(backends: dict[Key, Backend]) -> str:
     lines = ["# written by rerank-operator sandbox: probed address = loopback process"]
-    lines += [f"{b.authority}=127.0.0.1:{b.port}" for _, b in sorted(backends.items())]
+    for _, b in sorted(backends.items()):
+        lines += [f"{a}=127.0.0.1:{b.port}" for a in dict.fromkeys((b.authority, *b.aliases))]
     return "\n".join(lines) + "\n"
 
 
@@ -161,7 +172,9 @@ class PipelineServer:
             argv += ["--api-key-env", "STANDIN_API_KEY"]
             env["STANDIN_API_KEY"] = api_key
         self.sandbox.start_process(name, argv, env=env)
-        self.backends[key] = Backend(name, "standin", signature, authority, port)
+        self.backends[key] = Backend(
+            name, "standin", signature, authority, port, aliases=revision_hosts(pipeline)
+        )
         self.report(f"{key[0]}/{key[1]}: stand-in reranker on 127.0.0.1:{port} answers for {authority}")
 
     # -- the real engine --------------------------------------------------------------------------------
@@ -206,7 +219,9 @@ class PipelineServer:
             return
         port = local.port or pipeline.spec.engine.port
         self.sandbox.start_process(name, local.argv, env={**base_env, **local.env}, cwd=scratch)
-        self.backends[key] = Backend(name, "vllm", signature, authority, port, scratch)
+        self.backends[key] = Backend(
+            name, "vllm", signature, authority, port, scratch, aliases=revision_hosts(pipeline)
+        )
         self.report(
             f"{key[0]}/{key[1]}: started the real vLLM ({' '.join(local.argv[:3])} ...) on port {port}; "
             f"loading takes a minute or more (log: {self.sandbox.log_path(name)})"
