@@ -12,6 +12,7 @@ stand-in, except one revision's own Service, sent to a stand-in that ranks wrong
 from __future__ import annotations
 
 import json
+import random
 import threading
 import time
 import uuid
@@ -65,7 +66,7 @@ def operator(
 ) -> Iterator[OperatorProcess]:
     good, bad = standins
     cluster.create_namespace(NS)
-    overrides = {service_host(n, NS): f"127.0.0.1:{good.port}" for n in (SWITCH, FAILING)}
+    overrides = {service_host(n, NS): f"127.0.0.1:{good.port}" for n in (SWITCH, FAILING, ADOPT, KILLED)}
     overrides[f"{FAILING}-{revision_of(BAD)}.{NS}.svc.cluster.local:8000"] = f"127.0.0.1:{bad.port}"
     op = OperatorProcess(cluster, tmp_path_factory.mktemp("bluegreen-operator-logs"), overrides)
     op.start()
@@ -264,3 +265,72 @@ def test_a_failing_candidate_never_takes_the_endpoint(
     )
     status = ready_at(cluster, operator, FAILING, 3)["status"]
     assert status["revisions"]["active"] == old and "candidate" not in status["revisions"]
+
+
+ADOPT, KILLED = "adopt", "killed"
+
+
+def test_a_deployment_from_before_bluegreen_is_replaced_through_the_gated_switch(
+    cluster: ClusterClient, operator: OperatorProcess
+) -> None:
+    # what an upgrade meets: one Deployment rolled in place, selected by the base labels only
+    surge = pipeline_manifest(
+        ADOPT, NS, replicas=2, rollout={"strategy": "Surge"}, model={"name": SERVED, "maxModelLen": 512}
+    )
+    cluster.apply(surge)
+    ready_at(cluster, operator, ADOPT, 1)
+    assert deployments(cluster, ADOPT) == [f"{ADOPT}-reranker"]
+    adopted = manifest(ADOPT, 512)
+    rev = revision_of(adopted)
+    with Poller(cluster, ADOPT) as poller:
+        wait_until(
+            lambda: poller.samples and len(poller.samples[-1].ready.get("reranker", [])) == 2,
+            timeout=30,
+            what="the in-place Deployment's pods behind the stable Service",
+        )
+        cluster.apply(adopted)
+        status = ready_at(cluster, operator, ADOPT, 2)["status"]
+        assert status["revisions"]["active"] == rev
+        wait_until(
+            lambda: deployments(cluster, ADOPT) == [f"{ADOPT}-{rev}"],
+            timeout=DRAIN + 30,
+            what="the in-place Deployment removed after its drain",
+            operator=operator,
+        )
+        wait_until(
+            lambda: len(poller.samples[-1].ready.get(rev, [])) == 2,
+            timeout=30,
+            what="the revision's pods behind the stable Service",
+        )
+    samples = [s for s in poller.samples if s.ready or s is not poller.samples[0]]
+    assert not [s for s in samples if len(s.ready) > 1], "old and new pods behind the endpoint at once"
+    assert all(s.ready for s in samples), "the endpoint had no ready pod during the adoption"
+    assert all(json.loads(s.published.get("ready", "false")) for s in samples), "published turned not ready"
+    assert get_json(cluster, "service", f"{ADOPT}-reranker", "-n", NS) is not None  # the endpoint stays
+
+
+def test_killed_during_a_switch_the_operator_converges_to_one_revision(
+    cluster: ClusterClient, operator: OperatorProcess
+) -> None:
+    first, second = manifest(KILLED, 512), manifest(KILLED, 320)
+    old, new = revision_of(first), revision_of(second)
+    cluster.apply(first)
+    ready_at(cluster, operator, KILLED, 1)
+    cluster.apply(second)
+    rng = random.Random(SUFFIX)
+    for _ in range(4):  # bounded: four kills at random moments of the switch
+        time.sleep(rng.uniform(0.2, 2.5))
+        operator.kill()
+        operator.start()
+    status = ready_at(cluster, operator, KILLED, 2)["status"]
+    assert status["revisions"]["active"] == new
+    wait_until(
+        lambda: deployments(cluster, KILLED) == [f"{KILLED}-{new}"],
+        timeout=DRAIN + 60,
+        what="one Deployment left, the new revision's",
+        operator=operator,
+    )
+    service = get_json(cluster, "service", f"{KILLED}-reranker", "-n", NS)
+    assert service is not None and service["spec"]["selector"]["rerank.dev/revision"] == new
+    assert get_json(cluster, "service", f"{KILLED}-{old}", "-n", NS) is None
+    assert get_json(cluster, "service", f"{KILLED}-{new}", "-n", NS) is not None

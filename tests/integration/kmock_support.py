@@ -584,9 +584,11 @@ class Harness:
         patched = await self.patch(PIPELINES, name, {"spec": spec_patch})
         return int(patched["metadata"]["generation"])
 
-    async def wait_deployment(self, name: str, within: float = 10.0) -> dict[str, Any]:
-        """The pipeline's Deployment, once the operator has created it."""
-        dep_name = f"{name}-reranker"
+    async def wait_deployment(
+        self, name: str, within: float = 10.0, *, deployment: str | None = None
+    ) -> dict[str, Any]:
+        """The pipeline's Deployment (default: the in-place one), once the operator has created it."""
+        dep_name = deployment or f"{name}-reranker"
         found: dict[str, Any] = await eventually(
             lambda: self.get(DEPLOYMENTS, dep_name), within=within, message=f"Deployment {dep_name}"
         )
@@ -606,17 +608,24 @@ class Harness:
         await self.operator.start()
 
     async def play_deployment_controller(
-        self, name: str, *, ready: int | None = None, updated: int | None = None
+        self,
+        name: str,
+        *,
+        ready: int | None = None,
+        updated: int | None = None,
+        deployment: str | None = None,
     ) -> None:
         """What the Deployment controller reports once ``ready`` of ``updated`` pods of the current
-        template run (``updated`` defaults to ``ready``: a rollout; more than ``ready``: pods lost)."""
-        dep = self.must(DEPLOYMENTS, f"{name}-reranker")
+        template run (``updated`` defaults to ``ready``: a rollout; more than ``ready``: pods lost).
+        ``deployment``: a BlueGreen revision's (default: the in-place ``<name>-reranker``)."""
+        dep_name = deployment or f"{name}-reranker"
+        dep = self.must(DEPLOYMENTS, dep_name)
         desired = int(dep["spec"].get("replicas", 1))
         ready = desired if ready is None else ready
         updated = ready if updated is None else updated
         await self.patch(
             DEPLOYMENTS,
-            f"{name}-reranker",
+            dep_name,
             {
                 "status": {
                     "observedGeneration": int(dep["metadata"]["generation"]),

@@ -418,14 +418,13 @@ class Reconciler:
         """With an autoscaler the Deployment has no count of ours; a candidate starts with as many pods
         as the revision it replaces serves with, so the switch takes no capacity away."""
         autoscaling = pipeline.spec.autoscaling
-        if autoscaling is None or "replicas" in manifest["spec"]:
+        if autoscaling is None or "replicas" in manifest["spec"] or plan.active is None:
+            return manifest  # a first revision starts as the autoscaler's own minimum
+        active = await reads.get("Deployment", pipeline.namespace, plan.active.deployment)
+        live = ((active or {}).get("spec") or {}).get("replicas")
+        if live is None:
             return manifest
-        count = autoscaling.min_replicas
-        if plan.active is not None:
-            active = await reads.get("Deployment", pipeline.namespace, plan.active.deployment)
-            live = ((active or {}).get("spec") or {}).get("replicas")
-            if live is not None:
-                count = max(count, min(int(live), autoscaling.max_replicas))
+        count = max(autoscaling.min_replicas, min(int(live), autoscaling.max_replicas))
         out = copy.deepcopy(manifest)
         out["spec"]["replicas"] = count
         return out
@@ -450,12 +449,16 @@ class Reconciler:
     async def _remove_revisions(self, pipeline: RerankPipeline, names: list[str], reads: Reads) -> None:
         """Delete retired revisions: a revision's own Service first, then its Deployment (whose pods get
         their termination grace), so a crash in between leaves nothing the next pass would not see."""
+        current_template = child_names(pipeline).chat_template
         for name in names:
             live = await reads.get("Deployment", pipeline.namespace, name)
             if live is None:
                 continue
             if REVISION_LABEL in ((live.get("metadata") or {}).get("labels") or {}):
                 await self._delete_child(pipeline, "Service", name, reads)
+                template = _chat_template_of(live)
+                if template is not None and template != current_template:
+                    await self._delete_child(pipeline, "ConfigMap", template, reads)
             await self._delete_child(pipeline, "Deployment", name, reads)
 
     def _judge_revision(self, state: PipelineState, plan: RevisionPlan) -> None:
@@ -1006,6 +1009,16 @@ def _canary(pipeline: RerankPipeline) -> Canary:
     return Canary(
         query=probe.query, documents=tuple(probe.documents), expected_top_index=probe.expected_top_index or 0
     )
+
+
+def _chat_template_of(deployment: Mapping[str, Any]) -> str | None:
+    """The ConfigMap a revision's pods mount their chat template from (each revision has its own)."""
+    pod = ((deployment.get("spec") or {}).get("template") or {}).get("spec") or {}
+    for volume in pod.get("volumes") or []:
+        if volume.get("name") == "chat-template":
+            name = (volume.get("configMap") or {}).get("name")
+            return str(name) if name else None
+    return None
 
 
 def merge_patch(old: Any, new: Any) -> Any:

@@ -49,7 +49,11 @@ def child_names(pipeline: RerankPipeline) -> ChildNames:
         revision_service=revision_name(name, revision(pipeline)),
         disruption_budget=f"{name}-reranker",
         cache_pvc=f"{name}-model-cache",
-        chat_template=f"{name}-chat-template",
+        # BlueGreen: each revision mounts its own template, so a candidate's new text never reaches a
+        # serving pod (a restarted one would load it: two templates, two sets of scores)
+        chat_template=f"{revision_name(name, revision(pipeline))}-chat-template"
+        if blue_green
+        else f"{name}-chat-template",
         published=published_name(name, pipeline.spec.publish.config_map_name),
         autoscaler=f"{name}-reranker",
         pod_monitor=f"{name}-reranker",
