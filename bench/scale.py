@@ -53,7 +53,7 @@ from rerank_operator.models import RerankPipeline
 from rerank_operator.sandbox import Sandbox, default_crds_dir, default_nodes
 from rerank_operator.sandbox.client import manifest_text
 from rerank_operator.sandbox.procs import ManagedProcess, accepts_connections, free_port
-from rerank_operator.sandbox.serving import Backend, probed_authority, render_overrides
+from rerank_operator.sandbox.serving import Backend, probed_authority, render_overrides, revision_hosts
 
 GROUP, VERSION, PLURAL = "rerank.dev", "v1alpha1", "rerankpipelines"
 OPERATOR_NAMESPACE = "rerank-bench-system"
@@ -621,7 +621,12 @@ def start_standins(sb: Sandbox, pipelines: Sequence[RerankPipeline], count: int,
                 raise SystemExit(f"{p.namespace}/{p.name}: its endpoint cannot be served on loopback")
             name, port = ports[i % len(ports)]
             backends[(p.namespace, p.name)] = Backend(
-                process=name, kind="standin", signature=model, authority=authority, port=port
+                process=name,
+                kind="standin",
+                signature=model,
+                authority=authority,
+                port=port,
+                aliases=revision_hosts(p),
             )
     overrides.write_text(render_overrides(backends))
     return started

@@ -28,6 +28,8 @@ from operator_support import (
     wait_until,
 )
 
+from rerank_operator.models import RerankPipeline
+from rerank_operator.render import revision
 from rerank_operator.sandbox import ClusterClient, SandboxTimeout
 from rerank_operator.standin.server import StandinServer
 
@@ -130,9 +132,12 @@ def test_apply_example_with_kubectl(cluster: ClusterClient, operator: OperatorPr
 
     obj = wait_ready(cluster, operator, "bge-base", ns)
     uid = obj["metadata"]["uid"]
+    rev = revision(RerankPipeline.from_body(example))  # the default rollout: BlueGreen
+    assert obj["status"]["revisions"]["active"] == rev
     for kind, name in (
-        ("deployment", "bge-base-reranker"),
-        ("service", "bge-base-reranker"),
+        ("deployment", f"bge-base-{rev}"),
+        ("service", f"bge-base-{rev}"),  # the revision's own, for its canary
+        ("service", "bge-base-reranker"),  # the endpoint, selecting that revision
         ("configmap", "bge-base-ranker"),
     ):
         child = get_json(cluster, kind, name, "-n", ns)

@@ -80,7 +80,7 @@ class Run:
         return dict(cm.get("data") or {})
 
     def deployment(self) -> dict[str, Any]:
-        name = f"{self.name}-reranker"
+        name = child_names_of(self.rrp()).deployment  # the current revision's (BlueGreen)
         obj: dict[str, Any] = self.cluster.kubectl_json("get", "deployment", name, "-n", self.namespace)
         return obj
 
@@ -137,7 +137,8 @@ def run(
     port = procs.free_port()
     body = _pipeline_body(namespace, port)
     name = body["metadata"]["name"]
-    service = f"{child_names_of(body).service}.{namespace}.svc.cluster.local:{port}"
+    # every Service of the pipeline: the stable one and its revision's (BlueGreen, the example's default)
+    service = f"{name}-*.{namespace}.svc.cluster.local:{port}"
     operator = ManagedProcess(
         "operator",
         [str(Path(sys.executable).parent / "rerank-operator"), "run", "-A", "--verbose"],
