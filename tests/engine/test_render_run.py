@@ -137,15 +137,16 @@ def run(
     port = procs.free_port()
     body = _pipeline_body(namespace, port)
     name = body["metadata"]["name"]
+    service = f"{child_names_of(body).service}.{namespace}.svc.cluster.local:{port}"
     # every Service of the pipeline: the stable one and its revision's (BlueGreen, the example's default)
-    service = f"{name}-*.{namespace}.svc.cluster.local:{port}"
+    services = f"{name}-*.{namespace}.svc.cluster.local:{port}"
     operator = ManagedProcess(
         "operator",
         [str(Path(sys.executable).parent / "rerank-operator"), "run", "-A", "--verbose"],
         log_path=workdir / "operator.log",
         env={
             **engine_cluster.env,
-            "RERANK_OPERATOR_HOST_OVERRIDES": f"{service}=127.0.0.1:{port}",
+            "RERANK_OPERATOR_HOST_OVERRIDES": f"{services}=127.0.0.1:{port}",
             "RERANK_OPERATOR_RESYNC_SECONDS": "2",
             "PYTHONUNBUFFERED": "1",
         },

@@ -123,7 +123,7 @@ FULL_SPEC: dict[str, Any] = {
     },
     "hfTokenSecretRef": {"name": "hf-token", "key": "token"},
     "apiKeySecretRef": {"name": "rerank-api-key", "key": "api-key"},
-    "rollout": {"strategy": "Replace"},
+    "rollout": {"strategy": "Replace", "drainSeconds": 45},
     "probe": {
         "query": "What is the capital of France?",
         "documents": ["Berlin is in Germany.", "Paris is the capital of France.", "Bananas are yellow."],

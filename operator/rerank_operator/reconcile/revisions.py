@@ -146,11 +146,10 @@ def plan_revisions(
         else:
             pin = {POD_TEMPLATE_HASH: next(iter(hashes), NOTHING)}
             active = Active(legacy, None, pin)
-    retiring = parse_retiring(stable)
-    retiring = {
-        k: v for k, v in retiring.items() if k in by_name and (active is None or k != active.deployment)
-    }
     keep = {desired_deployment, *(a.deployment for a in [active] if a is not None)}
+    # a drain ends with its Deployment, and never applies to what serves or to the current spec's own
+    # (going back to a revision still draining cancels its drain)
+    retiring = {k: v for k, v in parse_retiring(stable).items() if k in by_name and k not in keep}
     remove = []
     for name in sorted(by_name):
         if name in keep:

@@ -16,6 +16,8 @@ from rerank_operator.cli import main
 from rerank_operator.models import RerankPipeline
 from rerank_operator.models.crd import crd_files
 from rerank_operator.models.quirks import quirk_for
+from rerank_operator.render import revision, selector_labels
+from rerank_operator.render.naming import REVISION_LABEL
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = REPO_ROOT / "examples"
@@ -52,8 +54,19 @@ def test_render_each_example(capsys: pytest.CaptureFixture[str], example: str) -
     assert out.startswith("---\n")
     manifests = [d for d in yaml.safe_load_all(out) if d is not None]
     kinds = by_kind(manifests)
-    assert len(kinds["Deployment"]) == 1
-    assert len(kinds["Service"]) == 1
+    pipeline = load_example(example)
+    [deployment] = kinds["Deployment"]
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    if pipeline.spec.rollout.strategy == "BlueGreen":
+        assert_blue_green_shape(pipeline, deployment, kinds["Service"])
+    else:
+        assert deployment["metadata"]["name"] == f"{pipeline.name}-reranker"
+        [service] = kinds["Service"]
+        assert service["metadata"]["name"] == f"{pipeline.name}-reranker"
+        assert service["spec"]["selector"] == selector_labels(pipeline)
+        assert REVISION_LABEL not in pod_labels
+    for service in kinds["Service"]:
+        assert service["spec"]["selector"].items() <= pod_labels.items()  # every Service reaches the pods
     assert kinds["ConfigMap"]
     published = [cm for cm in kinds["ConfigMap"] if "milvus-function.json" in cm.get("data", {})]
     assert published
@@ -61,6 +74,26 @@ def test_render_each_example(capsys: pytest.CaptureFixture[str], example: str) -
         assert m["apiVersion"]
         assert m["metadata"]["name"]
         assert "ownerReferences" not in m["metadata"]  # offline: no uid to own with
+
+
+def assert_blue_green_shape(
+    pipeline: RerankPipeline, deployment: dict[str, Any], services: list[dict[str, Any]]
+) -> None:
+    """BlueGreen offline: the revision's Deployment and its own Service (for the canary), then the
+    stable Service (the endpoint) selecting that same revision, as after its switch."""
+    rev = revision(pipeline)
+    assert deployment["metadata"]["name"] == f"{pipeline.name}-{rev}"
+    assert deployment["spec"]["selector"]["matchLabels"] == {**selector_labels(pipeline), REVISION_LABEL: rev}
+    assert deployment["spec"]["template"]["metadata"]["labels"][REVISION_LABEL] == rev
+    revision_service, stable = services
+    assert revision_service["metadata"]["name"] == f"{pipeline.name}-{rev}"
+    assert revision_service["metadata"]["labels"]["app.kubernetes.io/component"] == "canary"
+    assert revision_service["metadata"]["labels"][REVISION_LABEL] == rev
+    assert revision_service["spec"]["selector"] == {**selector_labels(pipeline), REVISION_LABEL: rev}
+    assert stable["metadata"]["name"] == f"{pipeline.name}-reranker"
+    assert stable["metadata"]["labels"]["app.kubernetes.io/component"] == "server"
+    assert stable["spec"]["selector"] == revision_service["spec"]["selector"]
+    assert stable["spec"]["ports"] == revision_service["spec"]["ports"]
 
 
 def test_render_autoscaled_example(capsys: pytest.CaptureFixture[str]) -> None:
@@ -83,11 +116,14 @@ def test_render_autoscaled_example(capsys: pytest.CaptureFixture[str]) -> None:
 def test_render_minimal_in_detail(capsys: pytest.CaptureFixture[str]) -> None:
     _, out, _ = run(capsys, "render", "-f", str(EXAMPLES / "minimal.yaml"))
     manifests = list(yaml.safe_load_all(out))
-    assert [m["kind"] for m in manifests] == ["Deployment", "Service", "ConfigMap"]  # one pod: no budget
+    # one pod: no budget; BlueGreen (the default): the revision's Service, then the stable one
+    assert [m["kind"] for m in manifests] == ["Deployment", "Service", "Service", "ConfigMap"]
+    assert_blue_green_shape(load_example("minimal.yaml"), manifests[0], manifests[1:3])
     [container] = manifests[0]["spec"]["template"]["spec"]["containers"]
     assert container["command"] == ["vllm", "serve"]
     assert container["args"][0] == "BAAI/bge-reranker-base"
-    cm = manifests[2]
+    cm = manifests[3]
+    # the published endpoint is the stable Service, never a revision's
     assert cm["data"]["endpoint"] == "http://bge-base-reranker.default.svc.cluster.local:8000"
     assert cm["data"]["ready"] == "false"
 
@@ -96,7 +132,11 @@ def test_render_qwen3_includes_the_template_configmap(capsys: pytest.CaptureFixt
     _, out, _ = run(capsys, "render", "-f", str(EXAMPLES / "qwen3-reranker.yaml"))
     manifests = list(yaml.safe_load_all(out))
     source = yaml.safe_load((EXAMPLES / "qwen3-reranker.yaml").read_text(encoding="utf-8"))
-    template_cm = next(m for m in manifests if m["metadata"]["name"] == "qwen3-reranker-chat-template")
+    rev = revision(load_example("qwen3-reranker.yaml"))
+    template_cm = next(m for m in manifests if m["metadata"]["name"] == f"qwen3-reranker-{rev}-chat-template")
+    [deployment] = [m for m in manifests if m["kind"] == "Deployment"]
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["chat-template"]["configMap"]["name"] == template_cm["metadata"]["name"]
     # the multi-line template survives the YAML round trip byte for byte
     assert template_cm["data"]["template.jinja"] == source["spec"]["model"]["chatTemplate"]
 
@@ -143,9 +183,36 @@ def test_render_several_pipelines_and_skips_other_documents(
     )
     code, out, _ = run(capsys, "render", "-f", write(tmp_path, text))
     assert code == 0
-    deployments = [m["metadata"]["name"] for m in yaml.safe_load_all(out) if m["kind"] == "Deployment"]
-    assert deployments == ["one-reranker", "two-reranker"]
+    manifests = list(yaml.safe_load_all(out))
+    pipelines = [
+        RerankPipeline.from_body(d) for d in yaml.safe_load_all(text) if d["kind"] == "RerankPipeline"
+    ]
+    deployments = [m["metadata"]["name"] for m in manifests if m["kind"] == "Deployment"]
+    assert deployments == [f"one-{revision(pipelines[0])}", f"two-{revision(pipelines[1])}"]
+    services = [m["metadata"]["name"] for m in manifests if m["kind"] == "Service"]
+    assert services == [
+        f"one-{revision(pipelines[0])}",
+        "one-reranker",
+        f"two-{revision(pipelines[1])}",
+        "two-reranker",
+    ]
     assert "Namespace" not in out
+
+
+def test_render_surge_pipeline_rolls_one_deployment_in_place(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    text = (
+        f"{HEADER}metadata: {{name: one}}\n"
+        "spec: {model: {name: BAAI/bge-reranker-base}, rollout: {strategy: Surge}}\n"
+    )
+    code, out, _ = run(capsys, "render", "-f", write(tmp_path, text))
+    assert code == 0
+    kinds = by_kind(list(yaml.safe_load_all(out)))
+    assert [m["metadata"]["name"] for m in kinds["Deployment"]] == ["one-reranker"]
+    [service] = kinds["Service"]
+    assert service["metadata"]["name"] == "one-reranker"
+    assert REVISION_LABEL not in service["spec"]["selector"]
 
 
 def test_render_invalid_pipeline_fails(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

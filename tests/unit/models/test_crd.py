@@ -460,6 +460,15 @@ def test_full_spec_and_status_survive_pruning(make_body: MakeBody, full_spec: di
                 "message": "m",
             },
             "podMonitor": {"name": "n", "state": "Applied", "message": ""},
+            "revisions": {
+                "active": "3f9c2a71",
+                "activeDeployment": "n-3f9c2a71",
+                "candidate": "b04e8d15",
+                "candidateDeployment": "n-b04e8d15",
+                "reason": "AwaitingFirstProbe",
+                "message": "m",
+                "retiring": [{"revision": "77d1e0aa", "deployment": "n-77d1e0aa", "until": "t"}],
+            },
         }
     ).to_api()
     body = make_body(**full_spec)

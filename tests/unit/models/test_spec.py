@@ -17,7 +17,7 @@ from rerank_operator.models import (
     RerankPipelineSpec,
     format_errors,
 )
-from rerank_operator.models.spec import MANAGED_FLAGS, RESERVED_ENV, managed_flag_in
+from rerank_operator.models.spec import DEFAULT_DRAIN_SECONDS, MANAGED_FLAGS, RESERVED_ENV, managed_flag_in
 
 Problems = Callable[[dict[str, Any]], list[str]]
 MakeBody = Callable[..., dict[str, Any]]
@@ -78,7 +78,8 @@ def test_every_default(make_pipeline: MakePipeline) -> None:
     assert spec.probe.success_threshold == 1
     assert spec.probe.max_latency_ms is None
 
-    assert spec.rollout.strategy == "Surge"
+    assert spec.rollout.strategy == "BlueGreen"
+    assert spec.rollout.drain_seconds == DEFAULT_DRAIN_SECONDS == 180
 
     assert spec.publish.config_map_name is None
     assert spec.publish.namespaces == []
@@ -146,7 +147,7 @@ def test_minimal_spec_to_api_is_the_full_defaulted_form() -> None:
         "nodeSelector": {},
         "tolerations": [],
         "modelCache": {},
-        "rollout": {"strategy": "Surge"},
+        "rollout": {"strategy": "BlueGreen", "drainSeconds": 180},
         "probe": api["probe"],  # checked below: its defaults are owned by the probe
         "publish": {"namespaces": [], "inputField": "document", "maxClientBatchSize": 32},
         "monitoring": {"podMonitor": {"enabled": False, "interval": "30s", "labels": {}}},
@@ -315,7 +316,9 @@ BAD_VALUES: list[tuple[dict[str, Any], str, str]] = [
     ({"probe": {"maxLatencyMs": 0}}, "spec.probe.maxLatencyMs", "greater than or equal to 1"),
     ({"probe": {"query": "q", "documents": ["only one"]}}, "spec.probe.documents", "at least 2"),
     ({"probe": {"query": "q", "documents": ["a", ""]}}, "spec.probe.documents[1]", "at least 1"),
-    ({"rollout": {"strategy": "Recreate"}}, "spec.rollout.strategy", "'Surge' or 'Replace'"),
+    ({"rollout": {"strategy": "Recreate"}}, "spec.rollout.strategy", "'BlueGreen', 'Surge' or 'Replace'"),
+    ({"rollout": {"drainSeconds": -1}}, "spec.rollout.drainSeconds", "greater than or equal to 0"),
+    ({"rollout": {"drainSeconds": 86401}}, "spec.rollout.drainSeconds", "less than or equal to 86400"),
     ({"publish": {"endpoint": "http://rr.example.com/v1"}}, "spec.publish.endpoint", "pattern"),
     ({"publish": {"endpoint": "http://rr.example.com/"}}, "spec.publish.endpoint", "pattern"),
     ({"publish": {"endpoint": "rr.example.com:8000"}}, "spec.publish.endpoint", "pattern"),

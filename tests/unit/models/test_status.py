@@ -16,6 +16,7 @@ from rerank_operator.models import (
     PublishedStatus,
     RerankPipelineStatus,
 )
+from rerank_operator.models.status import RetiringRevision, RevisionsStatus
 
 FULL_STATUS: dict[str, Any] = {
     "observedGeneration": 4,
@@ -75,6 +76,17 @@ FULL_STATUS: dict[str, Any] = {
         "message": "the HPA was unable to compute the replica count",
     },
     "podMonitor": {"name": "demo-reranker", "state": "NotInstalled", "message": "no PodMonitor API"},
+    "revisions": {
+        "active": "3f9c2a71",
+        "activeDeployment": "demo-3f9c2a71",
+        "candidate": "b04e8d15",
+        "candidateDeployment": "demo-b04e8d15",
+        "reason": "PodsPending",
+        "message": "0/1 nodes are available: 1 Insufficient nvidia.com/gpu",
+        "retiring": [
+            {"revision": "77d1e0aa", "deployment": "demo-77d1e0aa", "until": "2025-06-01T12:03:00Z"},
+        ],
+    },
 }
 
 
@@ -84,6 +96,7 @@ def test_empty_status_defaults() -> None:
     assert status.observed_generation is None
     assert status.last_probe is None
     assert status.published is None
+    assert status.revisions is None
     assert status.to_api() == {"conditions": []}
 
 
@@ -94,6 +107,10 @@ def test_full_status_round_trips() -> None:
     assert status.ready_replicas == 2
     assert status.published is not None
     assert status.published.namespaces == ["search", "apps"]
+    assert status.revisions is not None
+    assert status.revisions.active_deployment == "demo-3f9c2a71"
+    assert status.revisions.candidate_deployment == "demo-b04e8d15"
+    assert [r.deployment for r in status.revisions.retiring] == ["demo-77d1e0aa"]
 
 
 def test_full_status_sets_every_field() -> None:
@@ -106,6 +123,8 @@ def test_full_status_sets_every_field() -> None:
         (PublishedStatus, FULL_STATUS["published"]),
         (AutoscalingStatus, FULL_STATUS["autoscaling"]),
         (PodMonitorStatus, FULL_STATUS["podMonitor"]),
+        (RevisionsStatus, FULL_STATUS["revisions"]),
+        (RetiringRevision, FULL_STATUS["revisions"]["retiring"][0]),
     ):
         aliases = {info.alias or name for name, info in model.model_fields.items()}
         assert aliases == set(data), model.__name__
@@ -158,6 +177,9 @@ def test_condition_required_fields(missing: str) -> None:
         (LatencyStatus, {"samples": -1}, ("samples",)),
         (ProbeResultStatus, {"time": "t", "ok": True, "reason": "r", "message": "x" * 4097}, ("message",)),
         (PublishedStatus, {}, ("configMapName",)),
+        (RevisionsStatus, {"message": "x" * 4097}, ("message",)),
+        (RevisionsStatus, {"retiring": [{"revision": "r", "deployment": "d"}]}, ("retiring", 0, "until")),
+        (RerankPipelineStatus, {"revisions": {"active": "r", "bogus": 1}}, ("revisions", "bogus")),
         (RerankPipelineStatus, {"bogus": 1}, ("bogus",)),
         (RerankPipelineStatus, {"ready_replicas": 1}, ("ready_replicas",)),
         (
@@ -178,3 +200,19 @@ def test_published_status_defaults() -> None:
     assert published.ready is False
     assert published.namespaces == []
     assert published.to_api() == {"configMapName": "demo-ranker", "namespaces": [], "ready": False}
+
+
+def test_revisions_status_defaults() -> None:
+    """Before the first switch nothing is active; only the candidate (and no drain) is reported."""
+    revisions = RevisionsStatus.model_validate(
+        {"candidate": "b04e8d15", "candidateDeployment": "demo-b04e8d15"}
+    )
+    assert revisions.active is None
+    assert revisions.active_deployment is None
+    assert revisions.reason is None
+    assert revisions.retiring == []
+    assert revisions.to_api() == {
+        "candidate": "b04e8d15",
+        "candidateDeployment": "demo-b04e8d15",
+        "retiring": [],
+    }

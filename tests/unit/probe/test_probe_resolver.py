@@ -105,3 +105,76 @@ def test_overrides_file_that_stops_parsing_keeps_its_last_good_entries(
     assert resolver.resolve("b", 80) == Override("127.0.0.2", 2)
     assert "is not loopback" in caplog.text
     assert FILE_ENV_VAR in caplog.text
+
+
+# -------------------------------------------------------------------------------- wildcard keys
+STABLE = "rr-reranker.default.svc.cluster.local"
+REVISION = "rr-0a1b2c3d.default.svc.cluster.local"
+
+
+def test_wildcard_covers_the_stable_and_every_revision_service() -> None:
+    r = HostResolver.parse("rr-*.default.svc.cluster.local:8000=127.0.0.1:18000")
+    assert r.resolve(STABLE, 8000) == Override("127.0.0.1", 18000)
+    assert r.resolve(REVISION, 8000) == Override("127.0.0.1", 18000)
+    assert r.resolve("RR-0A1B2C3D.default.svc.cluster.local", 8000) == Override("127.0.0.1", 18000)
+    assert r.resolve("rr-.default.svc.cluster.local", 8000) == Override("127.0.0.1", 18000)  # empty run
+    assert r.resolve(REVISION, 8001) is None  # the key's port still counts
+    assert r.resolve("other-reranker.default.svc.cluster.local", 8000) is None  # the fixed prefix too
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "rr-a.b.default.svc.cluster.local",  # '*' never crosses a dot
+        "rr-x.other.svc.cluster.local",  # the rest must match literally
+        "rr-x.default.svc.cluster.local.evil",  # and in full, not as a prefix
+        "xrr-x.default.svc.cluster.local",  # nor as a suffix
+    ],
+)
+def test_wildcard_matches_within_one_label_only(host: str) -> None:
+    r = HostResolver.parse("rr-*.default.svc.cluster.local=127.0.0.1:18000")
+    assert r.resolve(host, 8000) is None
+
+
+def test_wildcard_is_not_a_regular_expression() -> None:
+    r = HostResolver.parse("rr.*.ns=127.0.0.1")
+    assert r.resolve("rr.x.ns", 80) == Override("127.0.0.1", None)
+    assert r.resolve("rrax.ns", 80) is None  # the '.' is a dot, not "any character"
+
+
+def test_host_only_wildcard_matches_any_port_but_not_across_the_port() -> None:
+    r = HostResolver.parse("rr-*=127.0.0.2")
+    assert r.resolve("rr-abc", 8000) == Override("127.0.0.2", None)
+    assert r.resolve("rr-abc", 9) == Override("127.0.0.2", None)
+    assert r.resolve("rr-abc.ns", 8000) is None
+
+
+def test_exact_key_beats_a_pattern() -> None:
+    for text in (
+        f"rr-*.default.svc.cluster.local:8000=127.0.0.1:1,{REVISION}:8000=127.0.0.1:2",
+        f"{REVISION}:8000=127.0.0.1:2,rr-*.default.svc.cluster.local:8000=127.0.0.1:1",  # order irrelevant
+    ):
+        r = HostResolver.parse(text)
+        assert r.resolve(REVISION, 8000) == Override("127.0.0.1", 2)
+        assert r.resolve(STABLE, 8000) == Override("127.0.0.1", 1)
+    # a host-only exact key beats a pattern even when the pattern names the port
+    r = HostResolver.parse(f"rr-*.default.svc.cluster.local:8000=127.0.0.1:1,{REVISION}=127.0.0.1:3")
+    assert r.resolve(REVISION, 8000) == Override("127.0.0.1", 3)
+
+
+def test_longer_pattern_beats_a_shorter_one() -> None:
+    for text in (
+        "*.default.svc.cluster.local=127.0.0.1:1,rr-*.default.svc.cluster.local=127.0.0.1:2",
+        "rr-*.default.svc.cluster.local=127.0.0.1:2,*.default.svc.cluster.local=127.0.0.1:1",
+    ):
+        r = HostResolver.parse(text)
+        assert r.resolve(REVISION, 8000) == Override("127.0.0.1", 2)
+        assert r.resolve("other-reranker.default.svc.cluster.local", 8000) == Override("127.0.0.1", 1)
+
+
+def test_wildcards_in_the_overrides_file(tmp_path: Path) -> None:
+    path = tmp_path / "overrides"
+    path.write_text("rr-*.default.svc.cluster.local:8000=127.0.0.4:4\n")
+    resolver = HostResolver.from_env({FILE_ENV_VAR: str(path)})
+    assert resolver.resolve(REVISION, 8000) == Override("127.0.0.4", 4)
+    assert resolver.resolve("rr-a.b.default.svc.cluster.local", 8000) is None

@@ -15,6 +15,7 @@ from rerank_operator.reconcile.replicas import (
     handover_manifest,
     owns_replicas,
 )
+from rerank_operator.render import revision
 
 MakePipeline = Callable[..., RerankPipeline]
 AUTOSCALING = {"minReplicas": 2, "maxReplicas": 5}
@@ -24,9 +25,9 @@ def entry(manager: str, fields: dict[str, Any], operation: str = "Apply", **extr
     return {"manager": manager, "operation": operation, "fieldsType": "FieldsV1", "fieldsV1": fields, **extra}
 
 
-def live(replicas: int | None, *entries: dict[str, Any]) -> dict[str, Any]:
+def live(replicas: int | None, *entries: dict[str, Any], name: str = "demo-reranker") -> dict[str, Any]:
     spec = {} if replicas is None else {"replicas": replicas}
-    return {"metadata": {"name": "demo-reranker", "managedFields": list(entries)}, "spec": spec}
+    return {"metadata": {"name": name, "managedFields": list(entries)}, "spec": spec}
 
 
 OURS = entry(FIELD_MANAGER, {"f:spec": {"f:replicas": {}, "f:template": {}}})
@@ -61,7 +62,7 @@ def test_only_our_entries_count() -> None:
 
 
 def test_handover_applies_exactly_the_live_count(make_pipeline: MakePipeline) -> None:
-    pipeline = make_pipeline(replicas=1, autoscaling=AUTOSCALING)
+    pipeline = make_pipeline(replicas=1, autoscaling=AUTOSCALING, rollout={"strategy": "Surge"})
     assert handover_manifest(pipeline, live(3, OURS_CREATED)) == handover_manifest(pipeline, live(3, OURS))
     manifest = handover_manifest(pipeline, live(3, OURS))
     assert manifest == {
@@ -71,6 +72,18 @@ def test_handover_applies_exactly_the_live_count(make_pipeline: MakePipeline) ->
         "spec": {"replicas": 3},  # the live count, not spec.replicas (1) nor minReplicas (2)
     }
     assert HANDOVER_MANAGER != FIELD_MANAGER
+
+
+def test_blue_green_handover_names_the_revisions_deployment(make_pipeline: MakePipeline) -> None:
+    """BlueGreen: the Deployment the operator applies is the current revision's, so is the handover."""
+    pipeline = make_pipeline(replicas=1, autoscaling=AUTOSCALING)
+    name = f"demo-{revision(pipeline)}"
+    assert handover_manifest(pipeline, live(4, OURS, name=name)) == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": "search"},
+        "spec": {"replicas": 4},
+    }
 
 
 @pytest.mark.parametrize(

@@ -90,3 +90,22 @@ def test_slim_pods_drop_managed_fields_only() -> None:
     assert slim("Pod", pod) == {"metadata": {"name": "p"}, "status": {"phase": "Running"}}
     assert slim("Deployment", pod)["metadata"]["managedFields"] == [{"manager": "kubelet"}]
     assert "managedFields" in pod["metadata"]  # the watched body itself is left alone
+
+
+async def test_a_pipelines_deployments_come_from_its_index_key_and_its_own_writes() -> None:
+    from rerank_operator.reconcile.view import pipeline_key
+
+    labelled = {"rerank.dev/pipeline": "rr"}
+    a = obj("rr-aaaa", 5)
+    a["metadata"]["labels"] = labelled
+    index: dict[Any, list[dict[str, Any]]] = {("ml", "rr-aaaa"): [a], pipeline_key("ml", "rr"): [a]}
+    memory = ReadMemory()
+    view = reads({"Deployment": index}, memory)
+    assert [d["metadata"]["name"] for d in await view.deployments("ml", "rr")] == ["rr-aaaa"]
+    # a candidate just created (its watch event not in yet) and the old one just deleted
+    b = obj("rr-bbbb", 7)
+    b["metadata"]["labels"] = labelled
+    view.wrote("Deployment", "ml", "rr-bbbb", b)
+    view.wrote("Deployment", "ml", "rr-aaaa", None)
+    assert [d["metadata"]["name"] for d in await view.deployments("ml", "rr")] == ["rr-bbbb"]
+    assert await view.deployments("ml", "other") == []

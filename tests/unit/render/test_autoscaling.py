@@ -6,9 +6,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from rerank_operator.manifests import render_all
 from rerank_operator.models import RerankPipeline
-from rerank_operator.render import render_autoscaler, render_deployment, selector_labels
+from rerank_operator.render import render_autoscaler, render_deployment, revision, selector_labels
 from rerank_operator.render.autoscaling import default_query, prometheus_label
 
 MakePipeline = Callable[..., RerankPipeline]
@@ -34,7 +36,8 @@ def test_deployment_leaves_replicas_to_the_autoscaler(make_pipeline: MakePipelin
 
 
 def test_hpa_shape(make_pipeline: MakePipeline) -> None:
-    hpa = render_autoscaler(make_pipeline(autoscaling={"minReplicas": 2, "maxReplicas": 5}))
+    pipeline = make_pipeline(autoscaling={"minReplicas": 2, "maxReplicas": 5})
+    hpa = render_autoscaler(pipeline)
     assert hpa is not None
     assert hpa["apiVersion"] == "autoscaling/v2"
     assert hpa["kind"] == "HorizontalPodAutoscaler"
@@ -43,7 +46,12 @@ def test_hpa_shape(make_pipeline: MakePipeline) -> None:
     assert hpa["metadata"]["labels"]["app.kubernetes.io/component"] == "autoscaler"
     assert hpa["metadata"]["labels"]["rerank.dev/pipeline"] == "demo"
     assert hpa["spec"] == {
-        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "demo-reranker"},
+        # BlueGreen: by default the current revision's own Deployment (the operator passes the serving one)
+        "scaleTargetRef": {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "name": f"demo-{revision(pipeline)}",
+        },
         "minReplicas": 2,
         "maxReplicas": 5,
         "metrics": [
@@ -113,13 +121,18 @@ def test_hpa_with_a_raw_metric(make_pipeline: MakePipeline) -> None:
 
 
 def test_scaled_object_shape(make_pipeline: MakePipeline) -> None:
-    so = render_autoscaler(make_pipeline(autoscaling={"minReplicas": 1, "maxReplicas": 3, **KEDA}))
+    pipeline = make_pipeline(autoscaling={"minReplicas": 1, "maxReplicas": 3, **KEDA})
+    so = render_autoscaler(pipeline)
     assert so is not None
     assert so["apiVersion"] == "keda.sh/v1alpha1"
     assert so["kind"] == "ScaledObject"
     assert so["metadata"]["name"] == "demo-reranker"
     spec = so["spec"]
-    assert spec["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "demo-reranker"}
+    assert spec["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": f"demo-{revision(pipeline)}",
+    }
     assert spec["minReplicaCount"] == 1
     assert spec["maxReplicaCount"] == 3
     [trigger] = spec["triggers"]
@@ -200,3 +213,37 @@ def test_render_all_of_the_autoscaled_example(repo_root: Any) -> None:
     assert "PodMonitor" in by_kind
     # the disruption budget works at any count: one pod at a time, never a fixed number
     assert by_kind["PodDisruptionBudget"]["spec"]["maxUnavailable"] == 1
+
+
+@pytest.mark.parametrize("autoscaling", [{"maxReplicas": 3}, {"maxReplicas": 3, **KEDA}], ids=["hpa", "keda"])
+def test_autoscaler_scales_the_deployment_it_is_given(
+    make_pipeline: MakePipeline, autoscaling: dict[str, Any]
+) -> None:
+    """BlueGreen: the operator points the autoscaler at the serving revision while a candidate is checked;
+    its own name stays, so the switch retargets it instead of making a second one."""
+    pipeline = make_pipeline(autoscaling=autoscaling)
+    scaler = render_autoscaler(pipeline, "demo-0badc0de")
+    assert scaler is not None
+    assert scaler["metadata"]["name"] == "demo-reranker"
+    assert scaler["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": "demo-0badc0de",
+    }
+    default = render_autoscaler(pipeline)
+    assert default is not None
+    assert default["spec"]["scaleTargetRef"]["name"] == render_deployment(pipeline)["metadata"]["name"]
+
+
+@pytest.mark.parametrize("strategy", ["Surge", "Replace"])
+@pytest.mark.parametrize("autoscaling", [{"maxReplicas": 3}, {"maxReplicas": 3, **KEDA}], ids=["hpa", "keda"])
+def test_autoscaler_of_a_deployment_rolled_in_place(
+    make_pipeline: MakePipeline, autoscaling: dict[str, Any], strategy: str
+) -> None:
+    scaler = render_autoscaler(make_pipeline(autoscaling=autoscaling, rollout={"strategy": strategy}))
+    assert scaler is not None
+    assert scaler["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": "demo-reranker",
+    }

@@ -12,7 +12,8 @@ import pytest
 
 from rerank_operator.manifests import render_all
 from rerank_operator.models import HF_CACHE_PATH, RerankPipeline
-from rerank_operator.render import config_hash, render_deployment, serve_args
+from rerank_operator.render import config_hash, render_deployment, revision, serve_args
+from rerank_operator.render.naming import REVISION_LABEL
 from rerank_operator.render.workload import CONFIG_HASH_ANNOTATION
 
 MakePipeline = Callable[..., RerankPipeline]
@@ -46,12 +47,33 @@ def env_by_name(deployment: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 # ------------------------------------------------------------------------------------ basics
 def test_deployment_identity(make_pipeline: MakePipeline) -> None:
-    d = render_deployment(make_pipeline())
+    """BlueGreen (the default): each revision has its own Deployment, named after it."""
+    pipeline = make_pipeline()
+    d = render_deployment(pipeline)
     assert d["apiVersion"] == "apps/v1"
     assert d["kind"] == "Deployment"
+    assert d["metadata"]["name"] == f"demo-{revision(pipeline)}"
+    assert d["metadata"]["namespace"] == "search"
+    assert d["metadata"]["labels"][REVISION_LABEL] == revision(pipeline)
+    assert d["spec"]["replicas"] == 1
+
+
+@pytest.mark.parametrize("strategy", ["Surge", "Replace"])
+def test_deployment_identity_when_rolled_in_place(make_pipeline: MakePipeline, strategy: str) -> None:
+    """Surge and Replace: one Deployment that every change rolls, and no revision label anywhere
+    (adding one would roll every pod at an upgrade)."""
+    d = render_deployment(make_pipeline(rollout={"strategy": strategy}))
     assert d["metadata"]["name"] == "demo-reranker"
     assert d["metadata"]["namespace"] == "search"
-    assert d["spec"]["replicas"] == 1
+    assert REVISION_LABEL not in d["metadata"]["labels"]
+    assert REVISION_LABEL not in d["spec"]["template"]["metadata"]["labels"]
+    assert d["spec"]["selector"] == {
+        "matchLabels": {
+            "app.kubernetes.io/name": "vllm-reranker",
+            "app.kubernetes.io/instance": "demo",
+            "app.kubernetes.io/component": "server",
+        }
+    }
 
 
 @pytest.mark.parametrize("replicas", [0, 1, 3, 64])
@@ -118,6 +140,24 @@ def test_selector_matches_pod_labels(make_pipeline: MakePipeline) -> None:
     pod_labels = d["spec"]["template"]["metadata"]["labels"]
     assert selector.items() <= pod_labels.items()
     assert selector["app.kubernetes.io/instance"] == "demo"
+
+
+def test_blue_green_selector_names_the_revision(make_pipeline: MakePipeline) -> None:
+    """A revision's Deployment never adopts another revision's pods: its selector includes its revision."""
+    pipeline = make_pipeline()
+    d = render_deployment(pipeline)
+    assert d["spec"]["selector"] == {
+        "matchLabels": {
+            "app.kubernetes.io/name": "vllm-reranker",
+            "app.kubernetes.io/instance": "demo",
+            "app.kubernetes.io/component": "server",
+            REVISION_LABEL: revision(pipeline),
+        }
+    }
+    assert d["spec"]["template"]["metadata"]["labels"][REVISION_LABEL] == revision(pipeline)
+    other = render_deployment(make_pipeline(model={"name": "BAAI/bge-reranker-large"}))
+    assert other["metadata"]["name"] != d["metadata"]["name"]
+    assert other["spec"]["selector"]["matchLabels"][REVISION_LABEL] != revision(pipeline)
 
 
 # ------------------------------------------------------------------------------------ resources
@@ -201,10 +241,16 @@ def test_every_mount_has_a_volume(make_pipeline: MakePipeline, full_spec: dict[s
         assert mount["name"] in volumes
 
 
-def test_chat_template_is_mounted_and_passed(make_pipeline: MakePipeline) -> None:
-    d = render_deployment(make_pipeline(model={"chatTemplate": "{{ messages[0]['content'] }}"}))
+@pytest.mark.parametrize("strategy", ["BlueGreen", "Surge"])
+def test_chat_template_is_mounted_and_passed(make_pipeline: MakePipeline, strategy: str) -> None:
+    pipeline = make_pipeline(
+        model={"chatTemplate": "{{ messages[0]['content'] }}"}, rollout={"strategy": strategy}
+    )
+    d = render_deployment(pipeline)
     volume = volumes_by_name(d)["chat-template"]
-    assert volume["configMap"]["name"] == "demo-chat-template"
+    # BlueGreen: each revision mounts its own copy, so a candidate's new text never reaches a serving pod
+    expected = f"demo-{revision(pipeline)}-chat-template" if strategy == "BlueGreen" else "demo-chat-template"
+    assert volume["configMap"]["name"] == expected
     assert volume["configMap"]["items"] == [{"key": "template.jinja", "path": "template.jinja"}]
     mount = mounts_by_path(d)["/etc/rerank/chat-template"]
     assert mount == {"name": "chat-template", "mountPath": "/etc/rerank/chat-template", "readOnly": True}
@@ -361,7 +407,7 @@ CHANGES_THAT_DO_NOT_ROLL: list[tuple[str, dict[str, Any]]] = [
     ("publish-name", {"publish": {"configMapName": "x", "functionName": "f", "inputField": "text"}}),
     ("truncate", {"model": {"truncatePromptTokens": 256}}),
     ("replicas", {"replicas": 4}),
-    ("rollout", {"rollout": {"strategy": "Replace"}}),
+    ("drain", {"rollout": {"drainSeconds": 600}}),
 ]
 
 BASE: dict[str, Any] = {
@@ -386,6 +432,8 @@ def test_relevant_change_changes_the_hash(make_pipeline: MakePipeline, change: d
     before = render_deployment(make_pipeline(**BASE))
     after = render_deployment(make_pipeline(**merged(BASE, change)))
     assert template_hash(before) != template_hash(after)
+    # BlueGreen: a change of what scores documents is a new revision, so a Deployment of its own
+    assert before["metadata"]["name"] != after["metadata"]["name"]
 
 
 @pytest.mark.parametrize(
@@ -396,6 +444,17 @@ def test_unrelated_change_keeps_the_pod_template(make_pipeline: MakePipeline, ch
     after = render_deployment(make_pipeline(**merged(BASE, change)))
     assert template_hash(before) == template_hash(after)
     assert before["spec"]["template"] == after["spec"]["template"]
+    assert before["metadata"]["name"] == after["metadata"]["name"]  # the same revision
+
+
+def test_switching_between_surge_and_replace_keeps_the_pod_template(make_pipeline: MakePipeline) -> None:
+    """Only the rolling-update parameters differ: the pods stay as they are."""
+    surge = render_deployment(make_pipeline(**merged(BASE, {"rollout": {"strategy": "Surge"}})))
+    replace = render_deployment(make_pipeline(**merged(BASE, {"rollout": {"strategy": "Replace"}})))
+    assert surge["metadata"]["name"] == replace["metadata"]["name"] == "demo-reranker"
+    assert surge["spec"]["template"] == replace["spec"]["template"]
+    assert surge["spec"]["selector"] == replace["spec"]["selector"]
+    assert surge["spec"]["strategy"] != replace["spec"]["strategy"]
 
 
 def test_hash_ignores_metadata(make_pipeline: MakePipeline) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from rerank_operator.models import RerankPipeline
-from rerank_operator.render import render_deployment, render_disruption_budget
+from rerank_operator.render import render_deployment, render_disruption_budget, revision
+from rerank_operator.render.naming import REVISION_LABEL
 
 MakePipeline = Callable[..., RerankPipeline]
 
@@ -33,13 +34,31 @@ def test_budget_shape(make_pipeline: MakePipeline) -> None:
 
 
 def test_budget_selects_exactly_the_deployments_pods(make_pipeline: MakePipeline) -> None:
-    pipeline = make_pipeline(replicas=2)
+    pipeline = make_pipeline(replicas=2, rollout={"strategy": "Surge"})
     pdb = render_disruption_budget(pipeline)
     assert pdb is not None
     deployment = render_deployment(pipeline)
     assert pdb["spec"]["selector"] == deployment["spec"]["selector"]
     pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
     assert pdb["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+
+
+def test_blue_green_budget_covers_every_revision(make_pipeline: MakePipeline) -> None:
+    """BlueGreen: one budget for the pods of every revision (the serving one, the candidate, those
+    draining), so a node drain still takes one reranker pod at a time while two revisions run."""
+    pipeline = make_pipeline(replicas=2)
+    pdb = render_disruption_budget(pipeline)
+    assert pdb is not None
+    assert pdb["metadata"]["name"] == "demo-reranker"
+    selector = pdb["spec"]["selector"]["matchLabels"]
+    assert REVISION_LABEL not in selector
+    for spec in ({"replicas": 2}, {"replicas": 2, "model": {"name": "BAAI/bge-reranker-large"}}):
+        other = make_pipeline(**spec)
+        deployment = render_deployment(other)
+        assert deployment["spec"]["selector"]["matchLabels"][REVISION_LABEL] == revision(other)
+        pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+        assert selector.items() <= pod_labels.items()
+        assert render_disruption_budget(other) == pdb  # the budget does not change with the revision
 
 
 def test_budgets_of_two_pipelines_do_not_overlap(make_pipeline: MakePipeline) -> None:

@@ -10,8 +10,14 @@ import pytest
 
 from rerank_operator.manifests import render_all
 from rerank_operator.models import RerankPipeline
-from rerank_operator.render import child_names, labels, owner_reference, selector_labels
-from rerank_operator.render.naming import object_meta
+from rerank_operator.render import child_names, labels, owner_reference, revision, selector_labels
+from rerank_operator.render.naming import (
+    REVISION_LABEL,
+    legacy_deployment_name,
+    object_meta,
+    revision_name,
+    revision_selector,
+)
 
 MakePipeline = Callable[..., RerankPipeline]
 
@@ -22,25 +28,58 @@ RECOMMENDED = ("app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kube
                "app.kubernetes.io/managed-by")  # fmt: skip
 
 
-def everything(make_pipeline: MakePipeline, **meta: Any) -> list[dict[str, Any]]:
-    return render_all(
-        make_pipeline(
-            metadata=meta,
-            replicas=2,  # every kind of child, the disruption budget included
-            model={"chatTemplate": "t"},
-            modelCache={"pvc": {}},
-            publish={"namespaces": ["apps", "web"]},
-        )
+def with_every_child(make_pipeline: MakePipeline, **meta: Any) -> RerankPipeline:
+    return make_pipeline(
+        metadata=meta,
+        replicas=2,  # every kind of child, the disruption budget included
+        model={"chatTemplate": "t"},
+        modelCache={"pvc": {}},
+        publish={"namespaces": ["apps", "web"]},
     )
 
 
+def everything(make_pipeline: MakePipeline, **meta: Any) -> list[dict[str, Any]]:
+    return render_all(with_every_child(make_pipeline, **meta))
+
+
 def test_child_names(make_pipeline: MakePipeline) -> None:
-    names = child_names(make_pipeline())
+    """BlueGreen (the default): the revision's own Deployment, Service and chat template; the stable
+    Service keeps the name (and address) it always had."""
+    pipeline = make_pipeline()
+    rev = revision(pipeline)
+    names = child_names(pipeline)
+    assert names.deployment == f"demo-{rev}"
+    assert names.service == "demo-reranker"
+    assert names.revision_service == f"demo-{rev}"
+    assert names.disruption_budget == "demo-reranker"
+    assert names.cache_pvc == "demo-model-cache"
+    assert names.chat_template == f"demo-{rev}-chat-template"
+    assert names.published == "demo-ranker"
+    assert names.autoscaler == "demo-reranker"
+    assert names.pod_monitor == "demo-reranker"
+
+
+@pytest.mark.parametrize("strategy", ["Surge", "Replace"])
+def test_child_names_when_rolled_in_place(make_pipeline: MakePipeline, strategy: str) -> None:
+    names = child_names(make_pipeline(rollout={"strategy": strategy}))
     assert names.deployment == "demo-reranker"
     assert names.service == "demo-reranker"
     assert names.cache_pvc == "demo-model-cache"
     assert names.chat_template == "demo-chat-template"
     assert names.published == "demo-ranker"
+
+
+def test_revision_naming_helpers(make_pipeline: MakePipeline) -> None:
+    pipeline = make_pipeline()
+    assert REVISION_LABEL == "rerank.dev/revision"
+    assert revision_name("demo", "0123abcd") == "demo-0123abcd"
+    assert legacy_deployment_name("demo") == "demo-reranker"
+    assert revision_selector(pipeline, "0123abcd") == {
+        **selector_labels(pipeline),
+        REVISION_LABEL: "0123abcd",
+    }
+    # the revision is in the selector, never in selector_labels (the base every revision shares)
+    assert REVISION_LABEL not in selector_labels(pipeline)
 
 
 def test_published_name_can_be_chosen(make_pipeline: MakePipeline) -> None:
@@ -52,14 +91,25 @@ def test_children_do_not_collide(make_pipeline: MakePipeline) -> None:
     configmaps = {names.chat_template, names.published}
     assert len(configmaps) == 2
     assert names.cache_pvc not in configmaps
+    assert names.revision_service != names.service  # the canary's Service is not the endpoint
+
+
+def test_revisions_of_one_pipeline_do_not_collide(make_pipeline: MakePipeline) -> None:
+    a = child_names(make_pipeline())
+    b = child_names(make_pipeline(model={"name": "BAAI/bge-reranker-large"}))
+    assert a.deployment != b.deployment
+    assert a.revision_service != b.revision_service
+    assert a.chat_template != b.chat_template
+    assert (a.service, a.published, a.disruption_budget) == (b.service, b.published, b.disruption_budget)
 
 
 @pytest.mark.parametrize("name", ["a", "vllm", "x" * 52, "a" + "-b" * 25])
 def test_names_are_valid_kubernetes_names_at_the_length_limit(make_pipeline: MakePipeline, name: str) -> None:
     pipeline = make_pipeline(metadata={"name": name})
     names = child_names(pipeline)
-    assert DNS1035.match(names.service)
-    assert len(names.service) <= 63
+    for service in (names.service, names.revision_service):
+        assert DNS1035.match(service)
+        assert len(service) <= 63
     for child in (names.deployment, names.cache_pvc, names.chat_template, names.published):
         assert DNS1123_SUBDOMAIN.match(child)
         assert len(child) <= 253
@@ -129,7 +179,12 @@ def test_owner_references_only_in_the_pipeline_namespace(make_pipeline: MakePipe
     manifests = everything(make_pipeline, uid="u-42")
     own = [m for m in manifests if m["metadata"]["namespace"] == "search"]
     foreign = [m for m in manifests if m["metadata"]["namespace"] != "search"]
-    assert len(own) == 6  # template, PVC, Deployment, Service, PodDisruptionBudget, published ConfigMap
+    # template, PVC, Deployment, revision Service, stable Service, PodDisruptionBudget, published ConfigMap
+    assert len(own) == 7
+    assert [m["metadata"]["name"] for m in own if m["kind"] == "Service"] == [
+        f"demo-{revision(with_every_child(make_pipeline, uid='u-42'))}",
+        "demo-reranker",
+    ]
     assert {m["metadata"]["namespace"] for m in foreign} == {"apps", "web"}
     for m in own:
         [owner] = m["metadata"]["ownerReferences"]

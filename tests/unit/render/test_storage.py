@@ -9,7 +9,7 @@ import pytest
 
 from rerank_operator.manifests import render_all
 from rerank_operator.models import RerankPipeline
-from rerank_operator.render import render_cache_pvc, render_chat_template, render_workload
+from rerank_operator.render import render_cache_pvc, render_chat_template, render_workload, revision
 
 MakePipeline = Callable[..., RerankPipeline]
 
@@ -78,19 +78,57 @@ def test_no_template_configmap_without_a_template(make_pipeline: MakePipeline) -
 
 def test_template_configmap_holds_the_text_verbatim(make_pipeline: MakePipeline) -> None:
     text = "{#- judge -#}\n<|im_start|>user\n{{ messages[0]['content'] }}\n\n</think>\n\n"
-    cm = render_chat_template(make_pipeline(model={"chatTemplate": text}))
+    pipeline = make_pipeline(model={"chatTemplate": text})
+    cm = render_chat_template(pipeline)
     assert cm is not None
     assert cm["apiVersion"] == "v1"
     assert cm["kind"] == "ConfigMap"
-    assert cm["metadata"]["name"] == "demo-chat-template"
+    # BlueGreen: one per revision, so a candidate's new text never reaches a pod of the serving revision
+    assert cm["metadata"]["name"] == f"demo-{revision(pipeline)}-chat-template"
     assert cm["metadata"]["namespace"] == "search"
     assert cm["data"] == {"template.jinja": text}
     assert cm["metadata"]["labels"]["app.kubernetes.io/component"] == "chat-template"
 
 
+@pytest.mark.parametrize("strategy", ["Surge", "Replace"])
+def test_template_configmap_of_a_deployment_rolled_in_place(
+    make_pipeline: MakePipeline, strategy: str
+) -> None:
+    cm = render_chat_template(make_pipeline(model={"chatTemplate": "t"}, rollout={"strategy": strategy}))
+    assert cm is not None
+    assert cm["metadata"]["name"] == "demo-chat-template"
+
+
+def test_each_revision_has_its_own_template_configmap(make_pipeline: MakePipeline) -> None:
+    a = render_chat_template(make_pipeline(model={"chatTemplate": "A {{ messages }}"}))
+    b = render_chat_template(make_pipeline(model={"chatTemplate": "B {{ messages }}"}))
+    assert a is not None and b is not None
+    assert a["metadata"]["name"] != b["metadata"]["name"]
+
+
 def test_workload_apply_order(make_pipeline: MakePipeline) -> None:
-    """Config and storage before the pods that mount them."""
+    """Config and storage before the pods that mount them; BlueGreen (the default): the revision's
+    Service before the stable one."""
     pipeline = make_pipeline(replicas=2, model={"chatTemplate": "t"}, modelCache={"pvc": {}})
+    rev = revision(pipeline)
+    kinds = [(m["kind"], m["metadata"]["name"]) for m in render_workload(pipeline)]
+    assert kinds == [
+        ("ConfigMap", f"demo-{rev}-chat-template"),
+        ("PersistentVolumeClaim", "demo-model-cache"),
+        ("Deployment", f"demo-{rev}"),
+        ("Service", f"demo-{rev}"),
+        ("Service", "demo-reranker"),
+        ("PodDisruptionBudget", "demo-reranker"),
+    ]
+    kinds_without_extras = [m["kind"] for m in render_workload(make_pipeline(replicas=1))]
+    assert kinds_without_extras == ["Deployment", "Service", "Service"]  # one pod: no budget to keep
+
+
+@pytest.mark.parametrize("strategy", ["Surge", "Replace"])
+def test_workload_apply_order_when_rolled_in_place(make_pipeline: MakePipeline, strategy: str) -> None:
+    pipeline = make_pipeline(
+        replicas=2, model={"chatTemplate": "t"}, modelCache={"pvc": {}}, rollout={"strategy": strategy}
+    )
     kinds = [(m["kind"], m["metadata"]["name"]) for m in render_workload(pipeline)]
     assert kinds == [
         ("ConfigMap", "demo-chat-template"),
@@ -99,5 +137,7 @@ def test_workload_apply_order(make_pipeline: MakePipeline) -> None:
         ("Service", "demo-reranker"),
         ("PodDisruptionBudget", "demo-reranker"),
     ]
-    kinds_without_extras = [m["kind"] for m in render_workload(make_pipeline(replicas=1))]
+    kinds_without_extras = [
+        m["kind"] for m in render_workload(make_pipeline(replicas=1, rollout={"strategy": strategy}))
+    ]
     assert kinds_without_extras == ["Deployment", "Service"]  # one pod: no budget to keep
