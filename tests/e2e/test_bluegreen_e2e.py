@@ -162,6 +162,18 @@ def ready_at(cluster: ClusterClient, op: OperatorProcess, name: str, generation:
     return result
 
 
+def wait_only(
+    cluster: ClusterClient, op: OperatorProcess, name: str, deployment: str, timeout: float
+) -> None:
+    """Until ``deployment`` is the pipeline's one Deployment (the others drained and deleted)."""
+    wait_until(
+        lambda: deployments(cluster, name) == [deployment],
+        timeout=timeout,
+        what=f"{deployment} as the only Deployment of {name}",
+        operator=op,
+    )
+
+
 def deployments(cluster: ClusterClient, name: str) -> list[str]:
     listed = get_json(cluster, "deployments", "-n", NS, "-l", f"rerank.dev/pipeline={name}") or {}
     return sorted(d["metadata"]["name"] for d in listed.get("items", []))
@@ -185,12 +197,7 @@ def test_a_model_change_never_puts_two_revisions_behind_the_endpoint(
         cluster.apply(second)
         status = ready_at(cluster, operator, SWITCH, 2)["status"]
         assert status["revisions"]["active"] == new and "candidate" not in status["revisions"]
-        wait_until(
-            lambda: deployments(cluster, SWITCH) == [f"{SWITCH}-{new}"],
-            timeout=DRAIN + 30,
-            what="the previous revision removed after its drain",
-            operator=operator,
-        )
+        wait_only(cluster, operator, SWITCH, f"{SWITCH}-{new}", DRAIN + 30)
         assert get_json(cluster, "service", f"{SWITCH}-{old}", "-n", NS) is None
         wait_until(
             lambda: set(poller.samples[-1].ready) == {new} and len(poller.samples[-1].ready[new]) == 2,
@@ -257,12 +264,7 @@ def test_a_failing_candidate_never_takes_the_endpoint(
     assert f"{FAILING}-{bad}" in deployments(cluster, FAILING)
 
     cluster.apply(good)  # reverting removes the candidate at once (it never served)
-    wait_until(
-        lambda: deployments(cluster, FAILING) == [f"{FAILING}-{old}"],
-        timeout=30,
-        what="the reverted candidate removed",
-        operator=operator,
-    )
+    wait_only(cluster, operator, FAILING, f"{FAILING}-{old}", 30)
     status = ready_at(cluster, operator, FAILING, 3)["status"]
     assert status["revisions"]["active"] == old and "candidate" not in status["revisions"]
 
@@ -291,12 +293,7 @@ def test_a_deployment_from_before_bluegreen_is_replaced_through_the_gated_switch
         cluster.apply(adopted)
         status = ready_at(cluster, operator, ADOPT, 2)["status"]
         assert status["revisions"]["active"] == rev
-        wait_until(
-            lambda: deployments(cluster, ADOPT) == [f"{ADOPT}-{rev}"],
-            timeout=DRAIN + 30,
-            what="the in-place Deployment removed after its drain",
-            operator=operator,
-        )
+        wait_only(cluster, operator, ADOPT, f"{ADOPT}-{rev}", DRAIN + 30)
         wait_until(
             lambda: len(poller.samples[-1].ready.get(rev, [])) == 2,
             timeout=30,
@@ -324,12 +321,7 @@ def test_killed_during_a_switch_the_operator_converges_to_one_revision(
         operator.start()
     status = ready_at(cluster, operator, KILLED, 2)["status"]
     assert status["revisions"]["active"] == new
-    wait_until(
-        lambda: deployments(cluster, KILLED) == [f"{KILLED}-{new}"],
-        timeout=DRAIN + 60,
-        what="one Deployment left, the new revision's",
-        operator=operator,
-    )
+    wait_only(cluster, operator, KILLED, f"{KILLED}-{new}", DRAIN + 60)
     service = get_json(cluster, "service", f"{KILLED}-reranker", "-n", NS)
     assert service is not None and service["spec"]["selector"]["rerank.dev/revision"] == new
     assert get_json(cluster, "service", f"{KILLED}-{old}", "-n", NS) is None

@@ -157,3 +157,57 @@ async def test_each_revision_mounts_its_own_chat_template(start_operator: Any) -
         message="the previous revision and its template deleted after the drain",
     )
     assert h.must(CONFIGMAPS, f"rr-{new}-chat-template")["data"]["template.jinja"].endswith("v2")
+
+
+async def test_foreign_objects_named_or_labelled_like_revisions_are_never_touched(
+    start_operator: Any,
+) -> None:
+    h = await start_operator()
+    await h.create(
+        SERVICES,
+        {
+            "metadata": {"name": "rr-reranker", "labels": {"app": "legacy"}},
+            "spec": {"selector": {"app": "legacy"}, "ports": [{"port": 80}]},
+        },
+    )
+    # labelled as the pipeline's and named like a revision, but with no ownerReference: not ours
+    await h.create(
+        DEPLOYMENTS,
+        {
+            "metadata": {
+                "name": "rr-0000abcd",
+                "labels": {"rerank.dev/pipeline": "rr", REVISION: "0000abcd"},
+            },
+            "spec": {
+                "selector": {"matchLabels": {"app": "x"}},
+                "template": {"metadata": {"labels": {"app": "x"}}},
+            },
+        },
+    )
+    service_before = h.must(SERVICES, "rr-reranker")
+    deployment_before = h.must(DEPLOYMENTS, "rr-0000abcd")
+    first = spec(512)
+    await h.create_pipeline("rr", first)
+    await h.wait_deployment("rr", deployment=f"rr-{rev(first)}")
+    await h.play_deployment_controller("rr", deployment=f"rr-{rev(first)}")
+
+    def rejected() -> None:
+        cond = h.condition("rr", "Stalled")
+        assert cond["status"] == "True" and cond["reason"] == "ApplyRejected", cond
+        assert "Service ml/rr-reranker exists and is not this pipeline's" in cond["message"], cond
+
+    await eventually(
+        lambda: rejected() is None, within=10, message="the switch refused on the foreign Service"
+    )
+
+    def untouched() -> None:
+        for resource, name, before in (
+            (SERVICES, "rr-reranker", service_before),
+            (DEPLOYMENTS, "rr-0000abcd", deployment_before),
+        ):
+            now = h.must(resource, name)
+            assert now["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"], name
+            assert "ownerReferences" not in now["metadata"], name
+
+    await consistently(untouched, duration=2.5)
+    assert h.published("rr")["ready"] == "false"  # nothing published as working through it

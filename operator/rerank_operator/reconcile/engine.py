@@ -442,9 +442,7 @@ class Reconciler:
             return []
         current = await reads.get("Deployment", pipeline.namespace, child_names(pipeline).deployment)
         ready = int(((current or {}).get("status") or {}).get("readyReplicas") or 0)
-        return (
-            out if ready >= max(1, pipeline.spec.replicas if pipeline.spec.autoscaling is None else 1) else []
-        )
+        return out if ready >= max(1, desired_replicas(pipeline, current)) else []
 
     async def _remove_revisions(self, pipeline: RerankPipeline, names: list[str], reads: Reads) -> None:
         """Delete retired revisions: a revision's own Service first, then its Deployment (whose pods get
