@@ -14,11 +14,13 @@ from pathlib import Path
 import pytest
 
 from rerank_operator.sandbox.procs import (
+    EPHEMERAL_RANGE_FILE,
     CommandFailed,
     ManagedProcess,
     SandboxTimeout,
     accepts_connections,
     free_port,
+    listen_port_range,
     live_group_members,
     processes_with_env,
     run_with_progress,
@@ -92,6 +94,35 @@ def test_free_port_is_bindable_on_loopback() -> None:
     port = free_port()
     with socket.socket() as s:
         s.bind(("127.0.0.1", port))
+
+
+def test_free_ports_lie_below_the_ephemeral_range_and_are_never_repeated() -> None:
+    """Outgoing connections take local ports from the ephemeral range; a listen port from there can be taken
+    between choosing it and binding it (CI saw kube-apiserver fail so)."""
+    ephemeral_low = int(EPHEMERAL_RANGE_FILE.read_text().split()[0])
+    ports = [free_port() for _ in range(50)]
+    assert len(set(ports)) == 50
+    assert all(1024 <= p < ephemeral_low for p in ports)
+
+
+def test_listen_port_range_reads_the_kernel_range(tmp_path: Path) -> None:
+    f = tmp_path / "range"
+    f.write_text("32768\t60999\n")
+    assert listen_port_range(f) == range(32768 - 16000, 32768)
+    f.write_text("1500 65000\n")  # no room below: fall back to bind(0)
+    assert listen_port_range(f) is None
+    assert listen_port_range(tmp_path / "missing") is None
+
+
+def test_free_port_skips_a_taken_candidate_and_falls_back_when_all_are_taken() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        busy = taken.getsockname()[1]
+        taken.listen()
+        fallback = free_port(candidates=[busy])  # the only candidate is taken: an ephemeral port instead
+        assert fallback != busy
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", fallback))
 
 
 def test_accepts_connections() -> None:

@@ -12,6 +12,7 @@ import ctypes
 import functools
 import os
 import queue
+import random
 import signal
 import socket
 import subprocess
@@ -46,8 +47,53 @@ def raise_if_interrupted() -> None:
         raise KeyboardInterrupt
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """An ephemeral port that was free a moment ago (the kernel avoids reusing it immediately)."""
+EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_LISTEN_PORTS_WIDTH = 16000
+_handed_out: set[int] = set()
+_handed_out_lock = threading.Lock()
+
+
+def listen_port_range(path: Path = EPHEMERAL_RANGE_FILE) -> range | None:
+    """Ports below the kernel's ephemeral range, where no outgoing connection takes a local port.
+
+    A port handed out by ``bind(0)`` lies inside the ephemeral range, so between the moment we close the probe
+    socket and the moment a component binds it, any outgoing connection (kubectl, the apiserver's own client to
+    kine, another test) may be given it: CI saw kube-apiserver fail with "address already in use" that way.
+    ``None`` when the range cannot be read or leaves no room below it."""
+    try:
+        low = int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    start = max(1024, low - _LISTEN_PORTS_WIDTH)
+    return range(start, low) if low - start >= 1000 else None
+
+
+def _bindable(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def free_port(host: str = "127.0.0.1", *, candidates: Sequence[int] | None = None) -> int:
+    """A port to listen on that is free now and that no outgoing connection will be given meanwhile.
+
+    Chosen at random below the ephemeral range (see :func:`listen_port_range`), never the same twice in one
+    process, and checked by binding it. Falls back to an ephemeral ``bind(0)`` port where that range is not
+    available, or when ``candidates`` (default: that range) is empty or exhausted."""
+    if candidates is None:
+        candidates = listen_port_range() or ()
+    if candidates:
+        for _ in range(200):  # bounded: a handful of tries suffices unless the range is nearly full
+            port = random.choice(candidates)
+            with _handed_out_lock:
+                if port in _handed_out:
+                    continue
+                if _bindable(host, port):
+                    _handed_out.add(port)
+                    return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
