@@ -9,7 +9,8 @@ builders are offered as fixtures:
   ``metadata`` is merged onto ``{"name": "demo", "namespace": "search"}``.
 * ``make_pipeline(metadata=None, **spec)``: the same, parsed into a ``RerankPipeline``.
 * ``problems(body)``: the ``field: message`` lines ``RerankPipeline.from_body`` reports ([] if valid).
-* ``full_spec``: a spec with every field of the API set (a fresh copy per test).
+* ``full_spec``: a spec with every field of the API set (a fresh copy per test), except those only a TEI
+  or an external pipeline may set, which ``tei_spec`` and ``external_spec`` set.
 """
 
 from __future__ import annotations
@@ -149,6 +150,33 @@ FULL_SPEC: dict[str, Any] = {
 }
 
 
+# Every TEI-specific field, on a TEI pipeline (the fields FULL_SPEC cannot set: they are TEI-only).
+TEI_SPEC: dict[str, Any] = {
+    "model": {"name": "BAAI/bge-reranker-large", "revision": "main", "servedName": "bge-large", "dtype": "float16"},
+    "engine": {
+        "kind": "tei",
+        "image": "ghcr.io/huggingface/text-embeddings-inference:hopper-1.8",
+        "port": 8080,
+        "maxBatchTokens": 32768,
+        "autoTruncate": True,
+        "extraArgs": ["--max-concurrent-requests=256"],
+        "env": [{"name": "RUST_LOG", "value": "info"}],
+    },
+    "apiKeySecretRef": {"name": "rerank-api-key", "key": "api-key"},
+    "publish": {"maxClientBatchSize": 16},
+}
+
+# Every spec.external field: a reranker some other system runs.
+EXTERNAL_SPEC: dict[str, Any] = {
+    "model": {"name": "BAAI/bge-reranker-v2-m3", "servedName": "bge-m3", "truncatePromptTokens": 512},
+    "external": {
+        "endpoint": "http://reranker.kserve.svc.cluster.local:8080",
+        "engine": "vllm",
+        "apiKeySecretRef": {"name": "kserve-key", "key": "token"},
+    },
+}
+
+
 def build_body(metadata: dict[str, Any] | None = None, **spec_overrides: Any) -> dict[str, Any]:
     model = {"name": DEFAULT_MODEL}
     if "model" in spec_overrides:
@@ -191,6 +219,16 @@ def problems() -> Callable[[dict[str, Any]], list[str]]:
 @pytest.fixture
 def full_spec() -> dict[str, Any]:
     return copy.deepcopy(FULL_SPEC)
+
+
+@pytest.fixture
+def tei_spec() -> dict[str, Any]:
+    return copy.deepcopy(TEI_SPEC)
+
+
+@pytest.fixture
+def external_spec() -> dict[str, Any]:
+    return copy.deepcopy(EXTERNAL_SPEC)
 
 
 @pytest.fixture

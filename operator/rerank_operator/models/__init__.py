@@ -12,12 +12,19 @@ from rerank_operator.models.autoscaling import (
 from rerank_operator.models.monitoring import MonitoringSpec, PodMonitorSpec
 from rerank_operator.models.pipeline import InvalidPipeline, ObjectMeta, RerankPipeline, format_errors
 from rerank_operator.models.spec import (
+    DEFAULT_CLIENT_BATCH_SIZE,
     DEFAULT_IMAGE,
+    DEFAULT_TEI_CPU_IMAGE,
+    DEFAULT_TEI_IMAGE,
+    ENGINE_KINDS,
     HF_CACHE_PATH,
+    TEI_CACHE_PATH,
     CachePvcSpec,
     ComputeResources,
+    EngineKind,
     EngineSpec,
     EnvVar,
+    ExternalSpec,
     ModelCacheSpec,
     ModelSpec,
     ProbeSpec,
@@ -39,16 +46,23 @@ from rerank_operator.models.status import (
 )
 
 __all__ = [
+    "DEFAULT_CLIENT_BATCH_SIZE",
     "DEFAULT_IMAGE",
+    "DEFAULT_TEI_CPU_IMAGE",
+    "DEFAULT_TEI_IMAGE",
+    "ENGINE_KINDS",
     "HF_CACHE_PATH",
+    "TEI_CACHE_PATH",
     "AutoscalingMetric",
     "AutoscalingSpec",
     "AutoscalingStatus",
     "CachePvcSpec",
     "ComputeResources",
     "Condition",
+    "EngineKind",
     "EngineSpec",
     "EnvVar",
+    "ExternalSpec",
     "InvalidPipeline",
     "KedaAuthenticationRef",
     "KedaSpec",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, ValidationError
@@ -69,9 +70,10 @@ def format_errors(exc: ValidationError) -> list[str]:
         msg = err["msg"]
         if msg.startswith("Value error, "):
             msg = msg.removeprefix("Value error, ")
-            # validators prefix a sub-field ("chatTemplate: ...") when the problem is one field
+            # validators prefix a sub-field ("chatTemplate: ...", "engine.image: ...") when the problem is
+            # one field
             head, sep, rest = msg.partition(": ")
-            if sep and head.isidentifier() and " " not in head:
+            if sep and _FIELD_PREFIX.match(head):
                 path = f"{path}.{head}" if path else head
                 msg = rest
         if err["type"] == "extra_forbidden":
@@ -79,6 +81,8 @@ def format_errors(exc: ValidationError) -> list[str]:
         lines.append(f"{path or '<root>'}: {msg}")
     return lines
 
+
+_FIELD_PREFIX = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")  # chatTemplate, engine.image
 
 # Labels pydantic inserts into an error location: union members are named after their type (the
 # Quantity ``int | str`` gives ``cpu.int``), validators and constrained types by a ``kind-`` prefix.

@@ -23,6 +23,7 @@ from rerank_operator import GROUP, KIND, PLURAL, SHORT_NAMES, VERSION
 from rerank_operator.models import RerankPipeline, RerankPipelineSpec, RerankPipelineStatus
 from rerank_operator.models.crd import crd_files, crd_manifest, crd_yaml
 from rerank_operator.models.quirks import QUIRKS
+from rerank_operator.models.spec import ENGINE_ONLY_FIELDS, TEI_RESERVED_ENV, WORKLOAD_FIELDS
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 CRD_FILE = REPO_ROOT / "crds" / "rerankpipelines.rerank.dev.yaml"
@@ -477,7 +478,9 @@ def test_full_spec_and_status_survive_pruning(make_body: MakeBody, full_spec: di
     assert schema_errors(node_at(".status"), status, ".status") == []
 
 
-def test_every_declared_spec_field_exists_in_the_models(full_spec: dict[str, Any]) -> None:
+def test_every_declared_spec_field_exists_in_the_models(
+    full_spec: dict[str, Any], tei_spec: dict[str, Any], external_spec: dict[str, Any]
+) -> None:
     """The converse: no CRD property that pydantic would reject as unknown."""
 
     def leaf_paths(value: Any, path: str) -> set[str]:
@@ -491,9 +494,11 @@ def test_every_declared_spec_field_exists_in_the_models(full_spec: dict[str, Any
         return out
 
     declared = {p for p, n in walk(node_at(".spec"), ".spec") if not p.endswith("{}")}
-    spec = RerankPipelineSpec.model_validate(full_spec).to_api()
-    # existingClaim is exclusive with pvc, env value with valueFrom: FULL_SPEC sets the other one
-    used = leaf_paths(spec, ".spec") | {".spec.modelCache.existingClaim"}
+    used = {".spec.modelCache.existingClaim"}
+    # existingClaim is exclusive with pvc, env value with valueFrom: FULL_SPEC sets the other one; the TEI-
+    # and external-only fields cannot be set with FULL_SPEC's vLLM ones
+    for spec in (full_spec, tei_spec, external_spec):
+        used |= leaf_paths(RerankPipelineSpec.model_validate(spec).to_api(), ".spec")
     assert declared - used == set()
 
 
@@ -643,6 +648,147 @@ CEL_CASES: list[tuple[str, dict[str, Any], str]] = [
 ]
 
 
+# A value that sets each field of the engine tables (spec.models.WORKLOAD_FIELDS, ENGINE_ONLY_FIELDS).
+FIELD_SAMPLES: dict[str, Any] = {
+    "engine.kind": "vllm",
+    "engine.image": "registry.example.com/vllm:v1",
+    "engine.gpuMemoryUtilization": 0.5,
+    "engine.maxNumSeqs": 8,
+    "engine.maxBatchTokens": 1024,
+    "engine.autoTruncate": True,
+    "engine.extraArgs": ["--enable-prefix-caching"],
+    "engine.env": [{"name": "A", "value": "b"}],
+    "model.revision": "main",
+    "model.maxModelLen": 512,
+    "model.hfOverrides": {"architectures": ["X"]},
+    "model.chatTemplate": "{{ messages }}",
+    "model.convert": "classify",
+    "model.trustRemoteCode": True,
+    "model.truncatePromptTokens": 128,
+    "autoscaling": {"maxReplicas": 2},
+    "nodeSelector": {"pool": "gpu"},
+    "tolerations": [{"key": "k", "operator": "Exists"}],
+    "affinity": {"nodeAffinity": {}},
+    "runtimeClassName": "nvidia",
+    "priorityClassName": "high",
+    "modelCache.pvc": {},
+    "modelCache.existingClaim": "shared",
+    "hfTokenSecretRef": {"name": "hf", "key": "token"},
+    "apiKeySecretRef": {"name": "key", "key": "token"},
+    "monitoring.podMonitor.enabled": True,
+}
+EXTERNAL = {"endpoint": "https://reranker.example.com"}
+
+
+def _nested(path: str, value: Any) -> dict[str, Any]:
+    head, _, rest = path.partition(".")
+    return {head: _nested(rest, value) if rest else value}
+
+
+def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(a)
+    for key, value in b.items():
+        out[key] = (
+            _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        )
+    return out
+
+
+def _engine_cases() -> list[tuple[str, dict[str, Any], str, str]]:
+    """(id, overrides, message fragment, field path validate must name) for every engine-table row."""
+    cases = [
+        (
+            f"external-with-{use.path}",
+            _merge({"external": EXTERNAL}, _nested(use.path, FIELD_SAMPLES[use.path])),
+            "spec.external runs none",
+            use.path,
+        )
+        for use in WORKLOAD_FIELDS
+    ]
+    for use, engine, _ in ENGINE_ONLY_FIELDS:
+        other = {"engine": {"kind": "tei"}} if engine == "vllm" else {}
+        cases.append(
+            (
+                f"{engine}-only-{use.path}",
+                _merge(other, _nested(use.path, FIELD_SAMPLES[use.path])),
+                f"only {'vLLM' if engine == 'vllm' else 'TEI'} takes this setting",
+                use.path,
+            )
+        )
+    cases.append(
+        (
+            "external-tei-with-truncate-prompt-tokens",
+            {"external": {**EXTERNAL, "engine": "tei"}, "model": {"truncatePromptTokens": 64}},
+            "only vLLM takes this setting",
+            "model.truncatePromptTokens",
+        )
+    )
+    cases.append(
+        (
+            "tei-dtype-bfloat16",
+            {"engine": {"kind": "tei"}, "model": {"dtype": "bfloat16"}},
+            "TEI takes dtype",
+            "model.dtype",
+        )
+    )
+    cases += [
+        (
+            f"tei-reserved-env-{name}",
+            {"engine": {"kind": "tei", "env": [{"name": name, "value": "x"}]}},
+            "managed by the operator",
+            "engine.env",
+        )
+        for name in TEI_RESERVED_ENV
+    ]
+    cases += [
+        (
+            f"tei-managed-flag-{arg}",
+            {"engine": {"kind": "tei", "extraArgs": [arg]}},
+            "TEI flags the operator",
+            "engine.extraArgs",
+        )
+        for arg in ("--max-client-batch-size=64", "--api-key", "-p", "-p9000", "--prometheus-port=1")
+    ]
+    cases += [
+        (
+            f"external-endpoint-{host}",
+            {"external": {"endpoint": f"http://{host}:8000"}},
+            "reach the same way",
+            "external.endpoint",
+        )
+        for host in ("localhost", "127.0.0.1", "169.254.169.254", "reranker", "metadata.google.internal")
+    ]
+    return cases
+
+
+ENGINE_CASES = _engine_cases()
+CEL_CASES += [case[:3] for case in ENGINE_CASES]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "path"), [(c[1], c[3]) for c in ENGINE_CASES], ids=[c[0] for c in ENGINE_CASES]
+)
+def test_validate_names_the_field_of_an_engine_rule(
+    make_body: MakeBody, problems: Callable[[dict[str, Any]], list[str]], overrides: dict[str, Any], path: str
+) -> None:
+    """validate names the same field the CEL rule's fieldPath does."""
+    found = problems(_case_body(make_body, overrides))
+    assert found and found[0].startswith(f"spec.{path}:"), found
+
+
+def test_an_external_pipeline_with_an_image_is_refused_naming_the_field(
+    make_body: MakeBody, problems: Callable[[dict[str, Any]], list[str]]
+) -> None:
+    body = make_body(external=EXTERNAL, engine={"image": "vllm/vllm-openai:v0.32.0"})
+    assert problems(body) == [
+        "spec.engine.image: configures the operator's own pods, and spec.external runs none: remove one of the two"
+    ]
+    _, _, violations = admit(body)
+    assert violations == [
+        (".spec", "configures the operator's own pods, and spec.external runs none: remove one of the two")
+    ]
+
+
 def _case_body(make_body: MakeBody, overrides: dict[str, Any]) -> dict[str, Any]:
     overrides = copy.deepcopy(overrides)
     metadata = overrides.pop("metadata", None)
@@ -680,7 +826,10 @@ def test_cel_rules_compile_and_reference_declared_fields() -> None:
         for field in re.findall(r"\bself\.([A-Za-z_]\w*)", rule["rule"]):
             assert field in props, f"{path}: rule uses undeclared self.{field}"
         if "fieldPath" in rule:
-            assert rule["fieldPath"].lstrip(".") in props, f"{path}: fieldPath {rule['fieldPath']}"
+            target = node
+            for part in rule["fieldPath"].lstrip(".").split("."):
+                assert part in target.get("properties", {}), f"{path}: fieldPath {rule['fieldPath']}"
+                target = target["properties"][part]
         assert rule["message"].strip()
 
 
@@ -707,6 +856,8 @@ def test_cel_rules_are_where_expected() -> None:
     where = {path for path, _ in cel_rules()}
     assert where == {
         "",
+        ".spec",
+        ".spec.external",
         ".spec.model",
         ".spec.engine",
         ".spec.engine.env[]",
@@ -718,10 +869,15 @@ def test_cel_rules_are_where_expected() -> None:
         ".spec.autoscaling.metric",
     }
     model_rules = [r["rule"] for r in node_at(".spec.model")["x-kubernetes-validations"]]
-    needs_rules = sum(q.requires_chat_template + q.requires_trust_remote_code for q in QUIRKS)
     truncate_rules = [r for r in model_rules if "truncatePromptTokens" in r]
     assert len(truncate_rules) == 2  # != 0, and <= maxModelLen
-    assert len(model_rules) == needs_rules + len(truncate_rules)
+    assert len(model_rules) == len(truncate_rules)
+    # the model families' needs are vLLM's, so they live on .spec where the engine is known
+    spec_rules = node_at(".spec")["x-kubernetes-validations"]
+    needs_rules = sum(q.requires_chat_template + q.requires_trust_remote_code for q in QUIRKS)
+    quirk_rules = [r for r in spec_rules if "self.model.name.matches" in r["rule"]]
+    assert len(quirk_rules) == needs_rules
+    assert len(spec_rules) == len(WORKLOAD_FIELDS) + len(ENGINE_ONLY_FIELDS) + 1 + needs_rules
 
 
 @pytest.mark.parametrize(
@@ -740,6 +896,16 @@ def test_cel_rules_are_where_expected() -> None:
         },
         {"metadata": {"name": "a" * 52}},
         {"autoscaling": {"maxReplicas": 1}},
+        {"external": {"endpoint": "http://reranker.kserve.svc.cluster.local:8080"}},
+        {"external": {"endpoint": "https://rr.example.com", "engine": "tei"}},
+        {"external": EXTERNAL, "model": {"name": "Qwen/Qwen3-Reranker-0.6B"}},  # no vLLM here: no template
+        {"engine": {"kind": "tei", "extraArgs": ["--max-concurrent-requests=64", "--pooling=cls"]}},
+        {"engine": {"kind": "tei", "env": [{"name": "HF_HOME", "value": "/x"}]}},  # vLLM's, not TEI's
+        {"engine": {"kind": "vllm", "env": [{"name": "API_KEY", "value": "x"}]}},  # TEI's, not vLLM's
+        {
+            "engine": {"kind": "tei", "maxBatchTokens": 4096, "autoTruncate": True},
+            "model": {"dtype": "float16"},
+        },
         {"autoscaling": {"minReplicas": 2, "maxReplicas": 2, "metric": {"name": "vllm:kv_cache_usage_perc"}}},
         {"autoscaling": {"maxReplicas": 3, "metric": {"name": "my_queue", "targetAverageValue": "500m"}}},
         {

@@ -43,7 +43,13 @@ def test_every_default(make_pipeline: MakePipeline) -> None:
     assert spec.model.truncate_prompt_tokens is None
     assert spec.model.convert is None
 
-    assert spec.engine.image == DEFAULT_IMAGE
+    assert spec.engine.image is None  # no schema default: see test_default_images_follow_the_engine
+    assert spec.engine.kind is None
+    assert spec.engine.effective_kind == "vllm" == spec.engine_kind
+    assert spec.image == DEFAULT_IMAGE
+    assert spec.external is None
+    assert spec.engine.max_batch_tokens is None
+    assert spec.engine.auto_truncate is None
     assert spec.engine.image_pull_policy == "IfNotPresent"
     assert spec.engine.port == 8000
     assert spec.engine.gpu_memory_utilization is None
@@ -134,7 +140,6 @@ def test_minimal_spec_to_api_is_the_full_defaulted_form() -> None:
     assert api == {
         "model": {"name": "BAAI/bge-reranker-base", "dtype": "auto", "trustRemoteCode": False},
         "engine": {
-            "image": DEFAULT_IMAGE,
             "imagePullPolicy": "IfNotPresent",
             "port": 8000,
             "extraArgs": [],
@@ -177,8 +182,11 @@ def test_full_pipeline_round_trips(make_body: MakeBody, full_spec: dict[str, Any
     assert api["metadata"]["uid"] == "u-1"
 
 
-def test_full_spec_sets_every_field(full_spec: dict[str, Any]) -> None:
-    """Guards the round-trip test: a field added to the API must be added to FULL_SPEC too."""
+def test_full_spec_sets_every_field(
+    full_spec: dict[str, Any], tei_spec: dict[str, Any], external_spec: dict[str, Any]
+) -> None:
+    """Guards the round-trip test: a field added to the API must be added to FULL_SPEC too (or, when only
+    a TEI or external pipeline may set it, to TEI_SPEC or EXTERNAL_SPEC)."""
 
     def unset_fields(model: Any, data: dict[str, Any], path: str) -> list[str]:
         missing = []
@@ -196,10 +204,15 @@ def test_full_spec_sets_every_field(full_spec: dict[str, Any]) -> None:
         return missing
 
     spec = RerankPipelineSpec.model_validate(full_spec)
-    missing = unset_fields(spec, full_spec, "spec")
+    missing = set(unset_fields(spec, full_spec, "spec"))
+    for other in (tei_spec, external_spec):
+        missing &= set(unset_fields(RerankPipelineSpec.model_validate(other), other, "spec"))
     # one env var uses value, the other valueFrom (they are exclusive); pvc excludes existingClaim
     allowed = {"spec.engine.env[0].valueFrom", "spec.engine.env[1].value", "spec.modelCache.existingClaim"}
-    assert set(missing) <= allowed, sorted(set(missing) - allowed)
+    assert missing <= allowed, sorted(missing - allowed)
+    for other in (tei_spec, external_spec):  # they round-trip too
+        parsed = RerankPipelineSpec.model_validate(other)
+        assert RerankPipelineSpec.model_validate(parsed.to_api()) == parsed
 
 
 @pytest.mark.parametrize(
@@ -658,3 +671,25 @@ def test_numbers_of_the_wrong_json_type_are_rejected(
     make_body: MakeBody, problems: Problems, spec: dict[str, Any]
 ) -> None:
     assert problems(make_body(**spec)) != []
+
+
+def test_default_images_follow_the_engine(make_pipeline: MakePipeline) -> None:
+    from rerank_operator.models import DEFAULT_TEI_CPU_IMAGE, DEFAULT_TEI_IMAGE
+
+    assert make_pipeline(engine={"kind": "vllm"}).spec.image == DEFAULT_IMAGE
+    assert make_pipeline(engine={"kind": "tei"}).spec.image == DEFAULT_TEI_IMAGE
+    assert make_pipeline(engine={"kind": "tei"}, resources={"gpus": 0}).spec.image == DEFAULT_TEI_CPU_IMAGE
+    assert make_pipeline(engine={"kind": "tei", "image": "mine:1"}).spec.image == "mine:1"
+
+
+def test_engine_kind_and_api_key_of_an_external_pipeline(make_pipeline: MakePipeline) -> None:
+    ref = {"name": "k", "key": "v"}
+    external = make_pipeline(
+        external={"endpoint": "https://rr.example.com", "engine": "tei", "apiKeySecretRef": ref}
+    )
+    assert external.spec.engine_kind == "tei"
+    assert external.spec.effective_api_key_ref is not None
+    assert external.spec.effective_api_key_ref.to_api() == ref
+    served = make_pipeline(apiKeySecretRef=ref)
+    assert served.spec.engine_kind == "vllm"
+    assert served.spec.effective_api_key_ref == served.spec.api_key_secret_ref
