@@ -152,7 +152,12 @@ FULL_SPEC: dict[str, Any] = {
 
 # Every TEI-specific field, on a TEI pipeline (the fields FULL_SPEC cannot set: they are TEI-only).
 TEI_SPEC: dict[str, Any] = {
-    "model": {"name": "BAAI/bge-reranker-large", "revision": "main", "servedName": "bge-large", "dtype": "float16"},
+    "model": {
+        "name": "BAAI/bge-reranker-large",
+        "revision": "main",
+        "servedName": "bge-large",
+        "dtype": "float16",
+    },
     "engine": {
         "kind": "tei",
         "image": "ghcr.io/huggingface/text-embeddings-inference:hopper-1.8",

@@ -2,6 +2,8 @@
 
 Faults affect only the rerank routes; ``/health`` keeps answering 200 in every mode (except
 ``loading``, where nothing listens), as vLLM does when inference is broken but the process is up.
+In TEI mode (``engine="tei"``) ``http500`` is a failing backend, which TEI's health check runs: there
+``/health`` answers 503 and rerank requests 424 (see :mod:`rerank_operator.standin.tei`).
 """
 
 from __future__ import annotations

@@ -1,7 +1,12 @@
-"""A threaded HTTP server that speaks vLLM's rerank API with switchable faults (a test/sandbox tool).
+"""A threaded HTTP server that speaks vLLM's (or TEI's) rerank API with switchable faults (a test tool).
 
 Standard library only, so tests need no web framework and the sandbox can run it as a plain process.
 It listens on loopback only: it has unauthenticated admin routes and records request headers.
+
+``engine`` picks the wire protocol at construction. ``"vllm"`` (the default) serves vLLM's routes and
+also answers a TEI-shaped ``{"query", "texts"}`` body on them in TEI's response shape, which the
+probe's TEI tests rely on. ``"tei"`` is a faithful text-embeddings-inference router instead: only TEI's
+routes, TEI's validation order and error shapes and statuses (see :mod:`rerank_operator.standin.tei`).
 """
 
 from __future__ import annotations
@@ -19,17 +24,23 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Literal, Self, get_args
 from urllib.parse import urlsplit
 
-from rerank_operator.standin import protocol
+from rerank_operator.standin import protocol, tei
 from rerank_operator.standin.faults import Fault, FaultMode, FaultState
 from rerank_operator.standin.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "BAAI/bge-reranker-base"
+Engine = Literal["vllm", "tei"]
+ENGINES: tuple[Engine, ...] = get_args(Engine)
+DEFAULT_MAX_CLIENT_BATCH_SIZE = tei.DEFAULT_MAX_CLIENT_BATCH_SIZE
 RERANK_PATHS = frozenset({"/rerank", "/v1/rerank", "/v2/rerank"})
+# TEI (reranker model): POST / and /invocations rerank too; GET /, /health and /ping are its health check.
+TEI_RERANK_PATHS = frozenset({"/rerank", "/", "/invocations"})
+TEI_HEALTH_PATHS = frozenset({"/health", "/ping", "/"})
 ADMIN_PREFIX = "/__standin/"
 MAX_REQUEST_BYTES = 16 * 1024 * 1024
 LOG_LIMIT = 10_000  # bounded so a long sandbox run cannot grow without limit
@@ -133,18 +144,33 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- plumbing ----------------------------------------------------------------------------------
 
-    def _reply(self, status: int, body: bytes, content_type: str | None = "application/json") -> None:
+    def _reply(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str | None = "application/json",
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         self.send_response(status)
         if content_type:
             self.send_header("Content-Type", content_type)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Length", str(len(body)))
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(body)
 
-    def _json(self, status: int, payload: Any) -> None:
-        self._reply(status, protocol.dumps(payload))
+    def _json(self, status: int, payload: Any, headers: Mapping[str, str] | None = None) -> None:
+        self._reply(status, protocol.dumps(payload), headers=headers)
+
+    def _empty(self, status: int, allow: str | None = None) -> None:
+        """A bodiless answer without Content-Type, as axum gives for 401/404/405 and a healthy /health.
+
+        ``allow``: the methods the path takes, which axum lists in a 405's ``Allow`` header.
+        """
+        self._reply(status, b"", None, headers={"Allow": allow} if allow else None)
 
     def _read_body(self) -> bytes | None:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
@@ -187,7 +213,9 @@ class _Handler(BaseHTTPRequestHandler):
                 headers={k.lower(): v for k, v in self.headers.items()},
             )
         )
-        if path in RERANK_PATHS:
+        if self.owner.engine == "tei":
+            self._dispatch_tei(path, body)
+        elif path in RERANK_PATHS:
             if self.command != "POST":
                 self._json(405, {"detail": "Method Not Allowed"})
             else:
@@ -255,9 +283,107 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             owner.metrics.finished(path, status, time.perf_counter() - started, tokens)
 
+    # -- TEI mode --------------------------------------------------------------------------------------
+
+    def _dispatch_tei(self, path: str, body: bytes) -> None:
+        """TEI's router: public health/metrics routes, the rest behind ``--api-key``, axum's 404/405."""
+        method = self.command
+        if path in TEI_HEALTH_PATHS and method == "GET":
+            self._tei_health()
+        elif path == "/metrics":
+            if method == "GET":
+                text = self.owner.metrics.render(self.owner.fault.mode.value)
+                self._reply(200, text.encode(), "text/plain; version=0.0.4; charset=utf-8")
+            else:
+                self._empty(405, "GET,HEAD")
+        elif path in ("/health", "/ping") or (path == "/" and method != "POST"):
+            self._empty(405, "GET,HEAD,POST" if path == "/" else "GET,HEAD")
+        elif path in TEI_RERANK_PATHS or path == "/info":
+            # TEI's auth middleware wraps these routes only (405s included), and answers 401 with no body.
+            if not self._authorized():
+                self._empty(401)
+            elif path == "/info":
+                if method == "GET":
+                    self._json(200, self.owner.info_payload())
+                else:
+                    self._empty(405, "GET,HEAD")
+            elif method == "POST":
+                self._rerank_tei(path, body)
+            else:
+                self._empty(405, "POST")
+        else:
+            self._empty(404)  # vLLM's /v1/models, /v1/rerank, /v2/rerank included: TEI has no such routes
+
+    def _tei_health(self) -> None:
+        """TEI's health check runs the backend: with the backend failing (``http500``) it answers 503."""
+        if self.owner.fault.mode is FaultMode.HTTP500:
+            self._json(503, tei.unhealthy_body())
+        else:
+            self._empty(200)
+
+    def _rerank_tei(self, path: str, body: bytes) -> None:
+        owner, fault = self.owner, self.owner.fault
+        if fault.mode is FaultMode.DROP:
+            self.close_connection = True
+            return
+        if fault.mode is FaultMode.NOT_FOUND:
+            self._empty(404)
+            return
+        owner.metrics.started()
+        started, status, tokens = time.perf_counter(), 500, 0
+        try:
+            if fault.mode is FaultMode.SLOW and owner._sleep(fault.delay_s):
+                self.close_connection = True
+                status = 0
+                return
+            if fault.mode is FaultMode.INVALID_JSON:
+                status = 200
+                self._reply(200, b"<html><body>502 Bad Gateway</body></html>")
+                return
+            if fault.mode is FaultMode.MALFORMED:
+                status = 200
+                self._json(200, {"id": "rerank-malformed", "model": owner.served_model, "data": []})
+                return
+            if not tei.is_json_content_type(self.headers.get("Content-Type")):
+                raise tei.content_type_rejection()
+            try:
+                data = json.loads(body)
+            except ValueError as exc:
+                raise tei.syntax_rejection(exc) from None
+            req = tei.parse_request(data)
+            tei.check_not_empty(req)
+            owner.metrics.te_counted()
+            tei.check_batch_size(req, owner.max_client_batch_size)
+            tokens = tei.prompt_tokens(req, owner.max_model_len, owner.auto_truncate)
+            failure = tei.inference_fault(fault.mode)
+            if failure is not None:
+                raise failure
+            results = protocol.apply_fault(tei.rank(req), fault.mode, len(req.texts))
+            elapsed_ms = int((time.perf_counter() - started) * 1000)
+            status = 200
+            self._json(
+                200,
+                tei.body(req.texts, results, req.return_text),
+                headers=tei.compute_headers(req, tokens, elapsed_ms),
+            )
+        except tei.JsonRejection as rejection:
+            status = rejection.status
+            self._reply(rejection.status, rejection.body(), tei.REJECTION_CONTENT_TYPE)
+        except tei.TeiError as err:
+            status = err.status
+            if err.metric_err is not None:
+                owner.metrics.te_failed(err.metric_err)
+            self._json(err.status, err.body())
+        finally:
+            owner.metrics.finished(path, status, time.perf_counter() - started, tokens)
+
+    # -- admin -------------------------------------------------------------------------------------------
+
     def _admin(self, path: str, body: bytes) -> None:
         owner = self.owner
-        if path == f"{ADMIN_PREFIX}fault" and self.command == "GET":
+        if path == f"{ADMIN_PREFIX}config" and self.command == "GET":
+            self._json(200, owner.config_payload())
+        elif path == f"{ADMIN_PREFIX}fault" and self.command == "GET":
             self._json(200, owner.fault_payload())
         elif path == f"{ADMIN_PREFIX}fault" and self.command in ("POST", "PUT"):
             try:
@@ -299,11 +425,15 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class StandinServer:
-    """A vLLM-compatible reranker on loopback, run in a background thread.
+    """A vLLM-compatible (or, with ``engine="tei"``, TEI-compatible) reranker on loopback, in a thread.
 
     Use as a context manager or call :meth:`start`/:meth:`stop`. ``port=0`` picks a free port once; after
     that the same port is reused, so ``stop()``/``start()`` (or the ``loading`` fault) looks to a client
     exactly like a vLLM pod that stopped listening while it reloads weights.
+
+    TEI mode: ``max_model_len`` is TEI's ``max_input_length``, ``max_client_batch_size`` and
+    ``auto_truncate`` are TEI's ``--max-client-batch-size`` and ``--auto-truncate``; the API key always
+    guards ``/rerank`` (``key_protects_bare_rerank`` is a vLLM quirk and is ignored).
     """
 
     def __init__(
@@ -315,7 +445,18 @@ class StandinServer:
         *,
         max_model_len: int = 512,
         key_protects_bare_rerank: bool = True,
+        engine: Engine = "vllm",
+        max_client_batch_size: int = DEFAULT_MAX_CLIENT_BATCH_SIZE,
+        auto_truncate: bool = False,
     ) -> None:
+        if engine not in ENGINES:
+            raise ValueError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+        if isinstance(max_client_batch_size, bool) or not (
+            isinstance(max_client_batch_size, int) and max_client_batch_size >= 1
+        ):
+            raise ValueError(
+                f"max_client_batch_size must be a positive integer, not {max_client_batch_size!r}"
+            )
         self.host = _loopback(host)
         self._port = port
         self.served_model = served_model
@@ -323,7 +464,10 @@ class StandinServer:
         self.max_model_len = max_model_len
         # False emulates the many vLLM releases whose --api-key guards /v1 and /v2 but not /rerank.
         self.key_protects_bare_rerank = key_protects_bare_rerank
-        self.metrics = Metrics(served_model)
+        self.engine: Engine = engine
+        self.max_client_batch_size = max_client_batch_size
+        self.auto_truncate = auto_truncate
+        self.metrics = Metrics(served_model, engine=engine)
         self._faults = FaultState()
         self._log: deque[RecordedRequest] = deque(maxlen=LOG_LIMIT)
         self._log_lock = threading.Lock()
@@ -373,7 +517,7 @@ class StandinServer:
             )
             self._thread.start()
             self._listening.set()
-            log.info("stand-in listening on %s (model %s)", self.url, self.served_model)
+            log.info("stand-in listening on %s (%s, model %s)", self.url, self.engine, self.served_model)
             return self
 
     def stop(self) -> None:
@@ -462,7 +606,23 @@ class StandinServer:
         fault = self.fault
         return {"mode": fault.mode.value, "delay_s": fault.delay_s, "listening": self.running}
 
+    def config_payload(self) -> dict[str, Any]:
+        """``GET /__standin/config``: how this stand-in was built (the API key itself is never shown)."""
+        return {
+            "engine": self.engine,
+            "served_model": self.served_model,
+            "max_model_len": self.max_model_len,
+            "max_client_batch_size": self.max_client_batch_size,
+            "auto_truncate": self.auto_truncate,
+            "api_key": self.api_key is not None,
+            "key_protects_bare_rerank": self.key_protects_bare_rerank,
+        }
+
     # -- bookkeeping -------------------------------------------------------------------------------
+
+    def info_payload(self) -> dict[str, Any]:
+        """``GET /info`` in TEI mode: TEI's ``Info`` for this stand-in's model and limits."""
+        return tei.info(self.served_model, self.max_model_len, self.max_client_batch_size, self.auto_truncate)
 
     def models_payload(self) -> dict[str, Any]:
         """``GET /v1/models`` in OpenAI list format, as vLLM answers it."""
