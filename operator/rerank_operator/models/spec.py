@@ -854,6 +854,9 @@ ENGINE_ONLY_FIELDS: tuple[tuple[FieldUse, EngineKind, str], ...] = (
     (FieldUse("engine.maxBatchTokens"), "tei", "vLLM sizes batches with engine.maxNumSeqs"),
     (FieldUse("engine.autoTruncate"), "tei", "for vLLM use model.truncatePromptTokens"),
 )
+# With spec.external, its endpoint is both what Milvus calls and what the canary checks.
+EXTERNAL_PUBLISH_ENDPOINT = FieldUse("publish.endpoint")
+EXTERNAL_PUBLISH_ENDPOINT_MESSAGE = "with spec.external, external.endpoint is what Milvus calls and the canary checks: leave publish.endpoint unset"
 ENGINE_LABELS: dict[EngineKind, str] = {"vllm": "vLLM", "tei": "TEI"}
 TEI_DTYPES = ("auto", "float16", "float32")
 TEI_DTYPE_MESSAGE = "TEI takes dtype auto, float16 or float32 (--dtype)"
@@ -885,6 +888,13 @@ def _spec_rules() -> list[dict[str, str]]:
         )
         for use in WORKLOAD_FIELDS
     ]
+    rules.append(
+        cel(
+            f"!has(self.external) || !({EXTERNAL_PUBLISH_ENDPOINT.cel()})",
+            EXTERNAL_PUBLISH_ENDPOINT_MESSAGE,
+            field_path=f".{EXTERNAL_PUBLISH_ENDPOINT.path}",
+        )
+    )
     rules += [
         cel(
             f"{_KIND} == '{engine}' || !({use.cel()})",
@@ -1012,6 +1022,8 @@ class RerankPipelineSpec(ApiModel):
             for use in WORKLOAD_FIELDS:
                 if use.is_set(self):
                     return f"{use.path}: {external_conflict_message(use)}"
+            if EXTERNAL_PUBLISH_ENDPOINT.is_set(self):
+                return f"{EXTERNAL_PUBLISH_ENDPOINT.path}: {EXTERNAL_PUBLISH_ENDPOINT_MESSAGE}"
         kind = self.engine_kind
         for use, engine, instead in ENGINE_ONLY_FIELDS:
             if kind != engine and use.is_set(self):

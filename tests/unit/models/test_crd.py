@@ -717,6 +717,14 @@ def _engine_cases() -> list[tuple[str, dict[str, Any], str, str]]:
         )
     cases.append(
         (
+            "external-with-publish-endpoint",
+            {"external": EXTERNAL, "publish": {"endpoint": "https://other.example.com"}},
+            "leave publish.endpoint unset",
+            "publish.endpoint",
+        )
+    )
+    cases.append(
+        (
             "external-tei-with-truncate-prompt-tokens",
             {"external": {**EXTERNAL, "engine": "tei"}, "model": {"truncatePromptTokens": 64}},
             "only vLLM takes this setting",
@@ -877,7 +885,7 @@ def test_cel_rules_are_where_expected() -> None:
     needs_rules = sum(q.requires_chat_template + q.requires_trust_remote_code for q in QUIRKS)
     quirk_rules = [r for r in spec_rules if "self.model.name.matches" in r["rule"]]
     assert len(quirk_rules) == needs_rules
-    assert len(spec_rules) == len(WORKLOAD_FIELDS) + len(ENGINE_ONLY_FIELDS) + 1 + needs_rules
+    assert len(spec_rules) == len(WORKLOAD_FIELDS) + 1 + len(ENGINE_ONLY_FIELDS) + 1 + needs_rules
 
 
 @pytest.mark.parametrize(
