@@ -7,7 +7,8 @@ the container of the Deployment the operator rendered, taken from the cluster, a
 mapped to the engine's Hugging Face cache (see :mod:`rerank_operator.sandbox.podrunner`). The canary
 reaches it through the host-override seam (the Service name does not resolve here); Milvus Lite reaches
 it on loopback with the published function (``load_ranker(..., endpoint=...)``, as through a
-port-forward). Then the process is killed and restarted.
+port-forward). An external pipeline (``spec.external``) is then pointed at the same real vLLM under an
+outside name: a real server that nothing in the cluster runs. Then the process is killed and restarted.
 """
 
 from __future__ import annotations
@@ -49,6 +50,11 @@ DOCS = [
 PARIS = 2
 DIM = 4
 QUERY_VECTOR = [1.0, 0.0, 0.0, 0.0]
+
+
+def external_authority(namespace: str, port: int) -> str:
+    """The outside name the external pipeline uses for the real vLLM (mapped to it by the seam)."""
+    return f"vllm.{namespace}.example.test:{port}"
 
 
 @dataclass
@@ -146,7 +152,9 @@ def run(
         log_path=workdir / "operator.log",
         env={
             **engine_cluster.env,
-            "RERANK_OPERATOR_HOST_OVERRIDES": f"{services}=127.0.0.1:{port}",
+            "RERANK_OPERATOR_HOST_OVERRIDES": (
+                f"{services}=127.0.0.1:{port},{external_authority(namespace, port)}=127.0.0.1:{port}"
+            ),
             "RERANK_OPERATOR_RESYNC_SECONDS": "2",
             "PYTHONUNBUFFERED": "1",
         },
@@ -255,6 +263,44 @@ def test_milvus_lite_searches_through_the_published_function_against_real_vllm(
     for hit, want in zip(hits, expected, strict=True):
         assert hit["distance"] == pytest.approx(want["relevance_score"], rel=1e-4)
         assert hit["entity"]["document"] == DOCS[want["index"]]
+
+
+def test_an_external_pipeline_is_verified_against_the_real_vllm_and_deploys_nothing(run: Run) -> None:
+    assert run.condition("Ready").get("status") == "True"  # the real vLLM is up
+    endpoint = f"http://{external_authority(run.namespace, run.port)}"
+    body = {
+        "apiVersion": "rerank.dev/v1alpha1",
+        "kind": "RerankPipeline",
+        "metadata": {"name": "elsewhere", "namespace": run.namespace},
+        "spec": {
+            "model": {"name": MODEL_ID},
+            "external": {"endpoint": endpoint},
+            "probe": {"intervalSeconds": 2, "timeoutSeconds": 10, "failureThreshold": 2},
+        },
+    }
+    run.cluster.apply(body)
+    try:
+
+        def ready() -> dict[str, Any] | None:
+            obj: dict[str, Any] = run.cluster.kubectl_json("get", "rrp", "elsewhere", "-n", run.namespace)
+            conditions = {c["type"]: c for c in (obj.get("status") or {}).get("conditions") or []}
+            return obj if conditions.get("Ready", {}).get("status") == "True" else None
+
+        obj = run.wait(ready, timeout=CANARY_TIMEOUT, what="the external pipeline to pass its canary")
+        status = obj["status"]
+        assert status["endpoint"] == endpoint and "replicas" not in status
+        assert status["lastProbe"]["reason"] == "Healthy" and status["lastProbe"]["latencyMs"] > 0
+        cm = run.cluster.kubectl_json("get", "configmap", "elsewhere-ranker", "-n", run.namespace)
+        data = cm["data"]
+        assert data["ready"] == "true" and data["endpoint"] == endpoint
+        params = json.loads(data["milvus-function.json"])["params"]
+        assert params["provider"] == "vllm" and params["endpoint"] == endpoint
+        deployments = run.cluster.kubectl_json(
+            "get", "deployments", "-n", run.namespace, "-l", "app.kubernetes.io/instance=elsewhere"
+        )
+        assert deployments["items"] == []
+    finally:
+        run.cluster.kubectl("delete", "rrp", "elsewhere", "-n", run.namespace, "--wait=false", check=False)
 
 
 def test_killing_vllm_fails_the_canary_and_keeps_the_last_good_params_until_it_is_back(run: Run) -> None:

@@ -62,8 +62,11 @@ def _examples() -> list[tuple[str, RerankPipeline]]:
     out = []
     for path in EXAMPLES:
         for i, doc in enumerate(d for d in yaml.safe_load_all(path.read_text()) if d):
-            if doc.get("kind") == "RerankPipeline":
-                out.append((f"{path.stem}[{i}]", RerankPipeline.from_body(doc)))
+            if doc.get("kind") != "RerankPipeline":
+                continue
+            pipeline = RerankPipeline.from_body(doc)
+            if pipeline.spec.external is None and pipeline.spec.engine.effective_kind == "vllm":
+                out.append((f"{path.stem}[{i}]", pipeline))  # TEI and external ones run no vLLM
     return out
 
 

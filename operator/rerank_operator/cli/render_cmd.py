@@ -1,4 +1,8 @@
-"""``rerank-operator render -f FILE``: every child as multi-document YAML, offline, for GitOps previews."""
+"""``rerank-operator render -f FILE``: every child as multi-document YAML, offline, for GitOps previews.
+
+A pipeline with ``spec.external`` has no workload (something else runs its reranker): only its published
+ConfigMaps are rendered, and a note on stderr says so, so an empty-looking preview is not a surprise.
+"""
 
 from __future__ import annotations
 
@@ -37,5 +41,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"{args.filename}: no RerankPipeline documents found", file=sys.stderr)
         return 1
     domain = args.cluster_domain or cluster_domain()
+    for pipeline in parsed.pipelines:
+        if pipeline.spec.external is not None:
+            print(
+                f"RerankPipeline/{pipeline.name}: spec.external ({pipeline.spec.external.endpoint}) runs "
+                "elsewhere: the operator deploys nothing for it, only its published ConfigMaps are rendered",
+                file=sys.stderr,
+            )
     sys.stdout.write(dump_all(m for p in parsed.pipelines for m in render_all(p, domain)))
     return 0

@@ -22,8 +22,11 @@ from rerank_operator.models.quantity import Quantity, quantity_decimal
 QUEUE_METRIC = "vllm:num_requests_waiting"
 RUNNING_METRIC = "vllm:num_requests_running"
 KV_CACHE_METRIC = "vllm:kv_cache_usage_perc"
+TEI_QUEUE_METRIC = "te_queue_size"  # TEI's router: requests waiting to be batched
+# The default series per engine (spec.engine.kind): each engine's own queue.
+QUEUE_METRICS: dict[str, str] = {"vllm": QUEUE_METRIC, "tei": TEI_QUEUE_METRIC}
 # Per-pod average targets for the metrics whose scale is known; any other metric needs its own.
-DEFAULT_TARGETS: dict[str, str] = {QUEUE_METRIC: "2", KV_CACHE_METRIC: "800m"}
+DEFAULT_TARGETS: dict[str, str] = {QUEUE_METRIC: "2", KV_CACHE_METRIC: "800m", TEI_QUEUE_METRIC: "2"}
 PROMETHEUS_NAME = r"^[a-zA-Z_:][a-zA-Z0-9_:]*$"
 MAX_REPLICAS = 64  # as spec.replicas
 
@@ -96,16 +99,17 @@ class AutoscalingMetric(ApiModel):
         )
     )
 
-    name: str = Field(
-        default=QUEUE_METRIC,
+    # No schema default: the default is the engine's own queue series, and the engine is a sibling field.
+    name: str | None = Field(
+        default=None,
         min_length=1,
         max_length=200,
         pattern=PROMETHEUS_NAME,
-        description="vLLM series to scale on, as the metrics pipeline serves it: "
-        f"{QUEUE_METRIC} (default: requests queued because the engine is busy), {RUNNING_METRIC} "
-        f"(requests in the running batch) or {KV_CACHE_METRIC} (GPU KV-cache use, 0 to 1), or any "
-        "other name. provider hpa reads it from the custom-metrics API (pods/<name>), provider keda "
-        "from Prometheus.",
+        description="Series to scale on, as the metrics pipeline serves it. Default: the engine's queue, "
+        f"{QUEUE_METRIC} for vLLM (requests queued because the engine is busy) or {TEI_QUEUE_METRIC} for "
+        f"TEI. Also known for vLLM: {RUNNING_METRIC} (requests in the running batch) and {KV_CACHE_METRIC} "
+        "(GPU KV-cache use, 0 to 1); any other name needs targetAverageValue. provider hpa reads it from "
+        "the custom-metrics API (pods/<name>), provider keda from Prometheus.",
     )
     target_average_value: Quantity | None = Field(
         default=None,
@@ -116,21 +120,23 @@ class AutoscalingMetric(ApiModel):
 
     @model_validator(mode="after")
     def _target_known(self) -> AutoscalingMetric:
-        if self.target_average_value is None and self.name not in DEFAULT_TARGETS:
+        if self.target_average_value is None and self.name is not None and self.name not in DEFAULT_TARGETS:
             raise ValueError(f"targetAverageValue: {TARGET_REQUIRED_MESSAGE}")
         return self
 
-    @property
-    def effective_target(self) -> str:
+    def name_for(self, engine: str) -> str:
+        """The series to scale on for ``engine`` (spec.engine_kind): the user's, or its queue."""
+        return self.name if self.name is not None else QUEUE_METRICS[engine]
+
+    def target_for(self, engine: str) -> str:
         """The target as a Kubernetes quantity string."""
         if self.target_average_value is not None:
             return str(self.target_average_value)
-        return DEFAULT_TARGETS[self.name]
+        return DEFAULT_TARGETS[self.name_for(engine)]
 
-    @property
-    def target_decimal(self) -> Decimal:
+    def target_decimal_for(self, engine: str) -> Decimal:
         """The target as a plain number (KEDA's threshold is a float, not a quantity)."""
-        return quantity_decimal(self.effective_target)
+        return quantity_decimal(self.target_for(engine))
 
 
 class KedaAuthenticationRef(ApiModel):

@@ -858,6 +858,10 @@ ENGINE_ONLY_FIELDS: tuple[tuple[FieldUse, EngineKind, str], ...] = (
 EXTERNAL_PUBLISH_ENDPOINT = FieldUse("publish.endpoint")
 EXTERNAL_PUBLISH_ENDPOINT_MESSAGE = "with spec.external, external.endpoint is what Milvus calls and the canary checks: leave publish.endpoint unset"
 ENGINE_LABELS: dict[EngineKind, str] = {"vllm": "vLLM", "tei": "TEI"}
+TEI_VLLM_METRIC_MESSAGE = (
+    "vLLM's series (vllm:*) do not exist for TEI: leave it unset for TEI's queue (te_queue_size) or name a "
+    "TEI series (te_*)"
+)
 TEI_DTYPES = ("auto", "float16", "float32")
 TEI_DTYPE_MESSAGE = "TEI takes dtype auto, float16 or float32 (--dtype)"
 
@@ -903,6 +907,14 @@ def _spec_rules() -> list[dict[str, str]]:
         )
         for use, engine, instead in ENGINE_ONLY_FIELDS
     ]
+    metric = FieldUse("autoscaling.metric.name")
+    rules.append(
+        cel(
+            f"{_KIND} != 'tei' || !({metric.cel()}) || !self.autoscaling.metric.name.startsWith('vllm:')",
+            TEI_VLLM_METRIC_MESSAGE,
+            field_path=f".{metric.path}",
+        )
+    )
     rules.append(
         cel(
             f"has(self.external) || {_SERVED_KIND} != 'tei' || self.model.dtype in "
@@ -1028,6 +1040,9 @@ class RerankPipelineSpec(ApiModel):
         for use, engine, instead in ENGINE_ONLY_FIELDS:
             if kind != engine and use.is_set(self):
                 return f"{use.path}: {engine_only_message(use, engine, instead)}"
+        metric = self.autoscaling.metric.name if self.autoscaling is not None else None
+        if kind == "tei" and metric is not None and metric.startswith("vllm:"):
+            return f"autoscaling.metric.name: {TEI_VLLM_METRIC_MESSAGE}"
         if self.external is None and kind == "tei" and self.model.dtype not in TEI_DTYPES:
             return f"model.dtype: {TEI_DTYPE_MESSAGE}"
         if self.external is None and kind == "vllm":

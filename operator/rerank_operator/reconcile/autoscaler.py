@@ -108,7 +108,7 @@ def observe_autoscaler(
         provider=spec.provider,
         kind=kind,
         name=child_names(pipeline).autoscaler,
-        metric=spec.metric.name,
+        metric=spec.metric.name_for(pipeline.spec.engine_kind),
         min_replicas=spec.min_replicas,
         max_replicas=spec.max_replicas,
     )

@@ -250,9 +250,13 @@ def status_fields(obs: Observation) -> dict[str, Any]:
         published.update(obs.published.to_status())
         if obs.published_time:
             published["time"] = obs.published_time
+    pods: dict[str, Any] = (
+        {}
+        if obs.workload.external
+        else {"replicas": obs.desired_replicas, "readyReplicas": obs.workload.ready}
+    )
     out: dict[str, Any] = {
-        "replicas": obs.desired_replicas,
-        "readyReplicas": obs.workload.ready,
+        **pods,
         "endpoint": obs.endpoint,
         "servedModel": obs.served_model,
         "lastProbe": obs.last_probe,

@@ -63,7 +63,7 @@ from rerank_operator.reconcile.revisions import (
 from rerank_operator.reconcile.status_diff import essential
 from rerank_operator.reconcile.tracker import ProbeTracker
 from rerank_operator.reconcile.view import ApiReads, ReadMemory, Reads, plain
-from rerank_operator.reconcile.workload import WorkloadState, observe_workload
+from rerank_operator.reconcile.workload import EXTERNAL_WORKLOAD, WorkloadState, observe_workload
 from rerank_operator.render import child_names, render_autoscaler, render_workload, selector_labels
 from rerank_operator.render.autoscaling import HPA_KIND, KEDA_KIND
 from rerank_operator.render.monitoring import POD_MONITOR_KIND
@@ -250,14 +250,17 @@ class Reconciler:
         # the apply answer is the live object, status included; read it only if the apply was rejected,
         # and never judge (or probe through) a Deployment or Service that is someone else's
         deployment = applied.get(("Deployment", names.deployment))
-        if deployment is None and ("Deployment", names.deployment) not in foreign:
-            deployment = await reads.get("Deployment", ns, names.deployment)
         probe = not foreign  # never judge (or probe through) someone else's Deployment or Service
-        pod_selector = (
-            revision_selector(pipeline, plan.desired) if plan is not None else selector_labels(pipeline)
-        )
-        pods = await reads.pods(ns, pipeline.name, pod_selector)
-        workload = observe_workload(deployment, pods, desired_replicas(pipeline, deployment))
+        if spec.external is not None:  # no pods of ours: the canary alone judges that address
+            workload = EXTERNAL_WORKLOAD
+        else:
+            if deployment is None and ("Deployment", names.deployment) not in foreign:
+                deployment = await reads.get("Deployment", ns, names.deployment)
+            pod_selector = (
+                revision_selector(pipeline, plan.desired) if plan is not None else selector_labels(pipeline)
+            )
+            pods = await reads.pods(ns, pipeline.name, pod_selector)
+            workload = observe_workload(deployment, pods, desired_replicas(pipeline, deployment))
         autoscaler = await self._observe_autoscaler(pipeline, applied, not_installed, reads)
 
         # BlueGreen: a candidate is checked through its own Service, the serving revision through the
@@ -433,6 +436,8 @@ class Reconciler:
         """Surge and Replace after BlueGreen: the revision Deployments left to remove, once the one
         Deployment that rolls in place is there (its pods join the stable Service from then on)."""
         live = await reads.deployments(pipeline.namespace, pipeline.name)
+        if pipeline.spec.external is not None:  # nothing of ours serves any more: every one goes
+            return [str(d["metadata"]["name"]) for d in live if self._claim(pipeline, d).ours]
         out = []
         for deployment in live:
             labels = (deployment.get("metadata") or {}).get("labels") or {}
@@ -589,8 +594,13 @@ class Reconciler:
         fight the operator over the replica count). Found from what status recorded, plus, once per
         process, the HPA's name in case status was lost."""
         stale = stale_children(pipeline, state.status)
+        names = child_names(pipeline)
         if not state.leftovers_checked and pipeline.spec.autoscaling is None:
-            stale.append((HPA_KIND, child_names(pipeline).autoscaler))
+            stale.append((HPA_KIND, names.autoscaler))
+        if pipeline.spec.external is not None:
+            # turned external: what served the model goes (its Deployments in _revision_deployments); the
+            # model-cache PVC stays until the pipeline is deleted, so turning back needs no new download
+            stale += [("Service", names.service), ("PodDisruptionBudget", names.disruption_budget)]
         for kind, name in dict.fromkeys(stale):
             await self._delete_child(pipeline, kind, name, reads)
         state.leftovers_checked = True
@@ -742,7 +752,7 @@ class Reconciler:
     async def _api_key(self, pipeline: RerankPipeline, workload: WorkloadState, reads: Reads) -> str | None:
         """The key from ``apiKeySecretRef``, only when a request will be sent. Secrets are not watched:
         the view reads it again on watch-driven and resync passes, and after the reranker refused it."""
-        ref = pipeline.spec.api_key_secret_ref
+        ref = pipeline.spec.effective_api_key_ref
         if ref is None or workload.desired == 0 or not workload.serving:
             return None
         secret = await reads.get("Secret", pipeline.namespace, ref.name)
@@ -778,23 +788,19 @@ class Reconciler:
         if not workload.serving:
             detail = workload.pending_message or workload.failure_message or "no pod is ready yet"
             return False, NO_READY_REPLICAS, detail, None
-        if spec.api_key_secret_ref is not None:
-            ref = spec.api_key_secret_ref
-            if not api_key:
-                return (
-                    False,
-                    MISSING_SECRET,
-                    f"secret {ref.name} has no key {ref.key} (apiKeySecretRef)",
-                    None,
-                )
-        if endpoint == spec.publish.endpoint:  # chosen by the pipeline, not our own Service: guarded
+        ref = spec.effective_api_key_ref
+        if ref is not None and not api_key:
+            where = "external.apiKeySecretRef" if spec.external is not None else "apiKeySecretRef"
+            return False, MISSING_SECRET, f"secret {ref.name} has no key {ref.key} ({where})", None
+        # chosen by the pipeline, not our own Service: guarded
+        if endpoint in (spec.publish.endpoint, spec.external.endpoint if spec.external else None):
             refusal = self.destinations.refusal(parse_endpoint(endpoint).host)
             if refusal is not None:
                 return False, str(Reason.ENDPOINT_NOT_ALLOWED), f"EndpointNotAllowed: {refusal}", None
         target = ProbeTarget(
             endpoint=endpoint,
             canary=_canary(pipeline),
-            engine="vllm",
+            engine=spec.engine_kind,
             api_key=api_key,
             served_model=spec.model.effective_served_name,
             timeout_s=spec.probe.timeout_seconds,

@@ -28,6 +28,9 @@ class WorkloadState:
     # The Deployment controller has seen the latest Deployment spec (observedGeneration). Right after
     # a scale through the scale subresource it has not yet: the counts above are a moment old.
     status_current: bool = True
+    # spec.external: no pods of ours. Readiness is the canary's verdict on that address alone, and
+    # status reports no replica counts.
+    external: bool = False
 
     @property
     def serving(self) -> bool:
@@ -36,6 +39,10 @@ class WorkloadState:
     @property
     def rolled_out(self) -> bool:
         return self.pods_current and self.ready >= self.desired
+
+
+# An external reranker as a workload: "one" server, always there; whether it answers is the canary's to say.
+EXTERNAL_WORKLOAD = WorkloadState(desired=1, ready=1, updated=1, pods_current=True, external=True)
 
 
 def observe_workload(

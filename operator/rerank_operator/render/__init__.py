@@ -9,7 +9,8 @@ from rerank_operator.render.autoscaling import render_autoscaler
 from rerank_operator.render.monitoring import render_pod_monitor
 from rerank_operator.render.naming import ChildNames, child_names, labels, owner_reference, selector_labels
 from rerank_operator.render.revision import config_hash, revision
-from rerank_operator.render.vllm_args import serve_args, serve_command
+from rerank_operator.render.tei_args import router_args, router_command
+from rerank_operator.render.vllm_args import serve_args, serve_command, server_args, server_command
 from rerank_operator.render.workload import (
     render_cache_pvc,
     render_chat_template,
@@ -21,7 +22,13 @@ from rerank_operator.render.workload import (
 
 
 def render_workload(pipeline: RerankPipeline) -> list[dict[str, Any]]:
-    """Children that serve the model, in apply order (config and storage before the pods)."""
+    """Children that serve the model, in apply order (config and storage before the pods).
+
+    Nothing for a pipeline with ``spec.external``: something else runs that reranker, and the operator only
+    probes it and publishes it (the published ConfigMaps come from ``publish``, not from here).
+    """
+    if pipeline.spec.external is not None:
+        return []
     out = [
         render_chat_template(pipeline),
         render_cache_pvc(pipeline),
@@ -51,7 +58,11 @@ __all__ = [
     "render_service",
     "render_workload",
     "revision",
+    "router_args",
+    "router_command",
     "selector_labels",
     "serve_args",
     "serve_command",
+    "server_args",
+    "server_command",
 ]

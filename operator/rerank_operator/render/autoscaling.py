@@ -65,8 +65,11 @@ def render_hpa(
             {
                 "type": "Pods",
                 "pods": {
-                    "metric": {"name": metric.name},
-                    "target": {"type": "AverageValue", "averageValue": metric.effective_target},
+                    "metric": {"name": metric.name_for(pipeline.spec.engine_kind)},
+                    "target": {
+                        "type": "AverageValue",
+                        "averageValue": metric.target_for(pipeline.spec.engine_kind),
+                    },
                 },
             }
         ],
@@ -96,9 +99,9 @@ def default_query(pipeline: RerankPipeline, metric: str) -> str:
     return f"sum({metric}{{{','.join(matchers)}}})"
 
 
-def _threshold(autoscaling: AutoscalingSpec) -> str:
+def _threshold(pipeline: RerankPipeline, autoscaling: AutoscalingSpec) -> str:
     """KEDA parses its threshold as a float, not a Kubernetes quantity (``800m`` must be ``0.8``)."""
-    return format(autoscaling.metric.target_decimal.normalize(), "f")
+    return format(autoscaling.metric.target_decimal_for(pipeline.spec.engine_kind).normalize(), "f")
 
 
 def render_scaled_object(
@@ -111,8 +114,9 @@ def render_scaled_object(
         "metricType": "AverageValue",
         "metadata": {
             "serverAddress": keda.server_address,
-            "query": keda.query or default_query(pipeline, autoscaling.metric.name),
-            "threshold": _threshold(autoscaling),
+            "query": keda.query
+            or default_query(pipeline, autoscaling.metric.name_for(pipeline.spec.engine_kind)),
+            "threshold": _threshold(pipeline, autoscaling),
         },
     }
     if keda.authentication_ref is not None:

@@ -42,9 +42,9 @@ def child_names(pipeline: RerankPipeline) -> ChildNames:
     (A Service called ``vllm`` injects ``VLLM_PORT`` & co. into pods, which vLLM reads as its own settings.)
     """
     name = pipeline.name
-    blue_green = pipeline.spec.rollout.strategy == "BlueGreen"
+    revisions = blue_green(pipeline)
     return ChildNames(
-        deployment=revision_name(name, revision(pipeline)) if blue_green else legacy_deployment_name(name),
+        deployment=revision_name(name, revision(pipeline)) if revisions else legacy_deployment_name(name),
         service=f"{name}-reranker",
         revision_service=revision_name(name, revision(pipeline)),
         disruption_budget=f"{name}-reranker",
@@ -52,12 +52,18 @@ def child_names(pipeline: RerankPipeline) -> ChildNames:
         # BlueGreen: each revision mounts its own template, so a candidate's new text never reaches a
         # serving pod (a restarted one would load it: two templates, two sets of scores)
         chat_template=f"{revision_name(name, revision(pipeline))}-chat-template"
-        if blue_green
+        if revisions
         else f"{name}-chat-template",
         published=published_name(name, pipeline.spec.publish.config_map_name),
         autoscaler=f"{name}-reranker",
         pod_monitor=f"{name}-reranker",
     )
+
+
+def blue_green(pipeline: RerankPipeline) -> bool:
+    """Whether the pipeline runs revisions side by side (BlueGreen). Never with ``spec.external``: the
+    operator runs no pods for it, so there is no revision to start, check or switch to."""
+    return pipeline.spec.rollout.strategy == "BlueGreen" and pipeline.spec.external is None
 
 
 def revision_name(pipeline_name: str, rev: str) -> str:

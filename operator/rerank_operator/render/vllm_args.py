@@ -1,6 +1,8 @@
-"""The ``vllm serve`` command line, from the spec.
+"""The ``vllm serve`` command line, from the spec, and the dispatcher between it and TEI's.
 
 Kept separate and tiny because vLLM's flags move between releases: a change there is a change here.
+``server_command``/``server_args`` are what the Deployment and the revision hash use: they pick
+``vllm serve`` or ``text-embeddings-router`` (``render.tei_args``) by ``spec.engine.kind``.
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 import json
 
 from rerank_operator.models import RerankPipeline
+from rerank_operator.render.tei_args import router_args, router_command
 
 CHAT_TEMPLATE_DIR = "/etc/rerank/chat-template"
 CHAT_TEMPLATE_FILE = "template.jinja"
@@ -54,3 +57,17 @@ def serve_args(pipeline: RerankPipeline) -> list[str]:
     # the API key comes from the VLLM_API_KEY env var (a secretKeyRef), never from argv
     args += list(spec.engine.extra_args)
     return args
+
+
+def server_command(pipeline: RerankPipeline) -> list[str]:
+    """The container command of the engine the pipeline runs (``spec.engine.kind``)."""
+    if pipeline.spec.engine.effective_kind == "tei":
+        return router_command()
+    return serve_command()
+
+
+def server_args(pipeline: RerankPipeline) -> list[str]:
+    """The container args of the engine the pipeline runs (``spec.engine.kind``)."""
+    if pipeline.spec.engine.effective_kind == "tei":
+        return router_args(pipeline)
+    return serve_args(pipeline)

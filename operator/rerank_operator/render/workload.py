@@ -2,6 +2,13 @@
 
 Pure functions: spec in, manifest dicts out. No I/O, so they are tested directly and power
 ``rerank-operator render`` for GitOps previews.
+
+One pod shape serves both engines (``spec.engine.kind``): GPUs, tolerations, scheduling, the model
+cache volume, the secrets, probes on ``/health`` and the revisions are shared. What differs is the
+container: vLLM (container ``vllm``) runs ``vllm serve``, keeps the cache at ``HF_HOME``, reads its key
+from ``VLLM_API_KEY`` and serves ``/metrics`` on its API port; TEI (container ``tei``) runs
+``text-embeddings-router``, keeps the cache at ``HUGGINGFACE_HUB_CACHE`` (its image's ``/data``), reads
+``API_KEY`` and serves ``/metrics`` on a ``metrics`` port of its own, and has no chat template.
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from rerank_operator import ANNOTATION_PREFIX
-from rerank_operator.models import HF_CACHE_PATH, RerankPipeline
+from rerank_operator.models import HF_CACHE_PATH, TEI_CACHE_PATH, RerankPipeline, SecretKeyRef
 from rerank_operator.render.naming import (
     REVISION_LABEL,
     child_names,
@@ -20,11 +27,23 @@ from rerank_operator.render.naming import (
     revision_selector,
     selector_labels,
 )
+from rerank_operator.render.naming import blue_green as blue_green  # re-exported: reconcile imports it here
 from rerank_operator.render.revision import config_hash, revision
-from rerank_operator.render.vllm_args import CHAT_TEMPLATE_DIR, CHAT_TEMPLATE_FILE, serve_args, serve_command
+from rerank_operator.render.tei_args import metrics_port
+from rerank_operator.render.vllm_args import (
+    CHAT_TEMPLATE_DIR,
+    CHAT_TEMPLATE_FILE,
+    server_args,
+    server_command,
+)
 
+# The server container's name per engine. vLLM's is the one every operator release used: renaming it
+# would change every running pipeline's pod template (a rollout at upgrade).
 CONTAINER_NAME = "vllm"
+TEI_CONTAINER_NAME = "tei"
 PORT_NAME = "http"
+# TEI serves /metrics on its own port (--prometheus-port); vLLM on the API port.
+METRICS_PORT_NAME = "metrics"
 HEALTH_PATH = "/health"
 STARTUP_PERIOD_SECONDS = 10
 # Scheduling and pulling a multi-GB vLLM image come before the startup budget starts counting.
@@ -37,17 +56,57 @@ _ROLLING_UPDATE = {
 CONFIG_HASH_ANNOTATION = f"{ANNOTATION_PREFIX}/config-hash"
 
 
+def is_tei(pipeline: RerankPipeline) -> bool:
+    return pipeline.spec.engine.effective_kind == "tei"
+
+
+def container_name(pipeline: RerankPipeline) -> str:
+    """The server container's name: ``vllm`` or ``tei``."""
+    return TEI_CONTAINER_NAME if is_tei(pipeline) else CONTAINER_NAME
+
+
+def cache_path(pipeline: RerankPipeline) -> str:
+    """Where the model cache volume is mounted: the directory the engine's image downloads into."""
+    return TEI_CACHE_PATH if is_tei(pipeline) else HF_CACHE_PATH
+
+
+def metrics_port_name(pipeline: RerankPipeline) -> str:
+    """The container port Prometheus scrapes ``/metrics`` on."""
+    return METRICS_PORT_NAME if is_tei(pipeline) else PORT_NAME
+
+
+def _secret_env(name: str, ref: SecretKeyRef) -> dict[str, Any]:
+    return {"name": name, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}
+
+
 def _env(pipeline: RerankPipeline) -> list[dict[str, Any]]:
+    """Cache location and secrets (references only, never values), then the user's env."""
     spec = pipeline.spec
-    env: list[dict[str, Any]] = [{"name": "HF_HOME", "value": HF_CACHE_PATH}]
-    if spec.hf_token_secret_ref:
-        ref = {"name": spec.hf_token_secret_ref.name, "key": spec.hf_token_secret_ref.key}
-        env.append({"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": ref}})
-    if spec.api_key_secret_ref:
-        ref = {"name": spec.api_key_secret_ref.name, "key": spec.api_key_secret_ref.key}
-        env.append({"name": "VLLM_API_KEY", "valueFrom": {"secretKeyRef": ref}})
+    token, api_key = spec.hf_token_secret_ref, spec.effective_api_key_ref
+    env: list[dict[str, Any]]
+    if is_tei(pipeline):
+        env = [{"name": "HUGGINGFACE_HUB_CACHE", "value": TEI_CACHE_PATH}]
+        if token:
+            # HF_API_TOKEN: the name TEI releases before 1.6 read (an older pinned image still works)
+            env += [_secret_env("HF_TOKEN", token), _secret_env("HF_API_TOKEN", token)]
+        if api_key:
+            env.append(_secret_env("API_KEY", api_key))
+    else:
+        env = [{"name": "HF_HOME", "value": HF_CACHE_PATH}]
+        if token:
+            env.append(_secret_env("HF_TOKEN", token))
+        if api_key:
+            env.append(_secret_env("VLLM_API_KEY", api_key))
     env += [e.to_api() for e in spec.engine.env]
     return env
+
+
+def _ports(pipeline: RerankPipeline) -> list[dict[str, Any]]:
+    """The API port first (what the Service targets and the sandbox's pod runner listens on)."""
+    ports = [{"name": PORT_NAME, "containerPort": pipeline.spec.engine.port, "protocol": "TCP"}]
+    if is_tei(pipeline):
+        ports.append({"name": METRICS_PORT_NAME, "containerPort": metrics_port(pipeline), "protocol": "TCP"})
+    return ports
 
 
 def _resources(pipeline: RerankPipeline) -> dict[str, Any]:
@@ -92,8 +151,8 @@ def _volumes(pipeline: RerankPipeline) -> tuple[list[dict[str, Any]], list[dict[
         volumes.append({"name": "model-cache", "persistentVolumeClaim": {"claimName": cache.existing_claim}})
     else:
         volumes.append({"name": "model-cache", "emptyDir": {}})
-    mounts.append({"name": "model-cache", "mountPath": HF_CACHE_PATH})
-    if spec.model.chat_template is not None:
+    mounts.append({"name": "model-cache", "mountPath": cache_path(pipeline)})
+    if spec.model.chat_template is not None and not is_tei(pipeline):  # TEI has no chat template
         volumes.append(
             {
                 "name": "chat-template",
@@ -108,8 +167,8 @@ def _volumes(pipeline: RerankPipeline) -> tuple[list[dict[str, Any]], list[dict[
 
 
 def _probes(pipeline: RerankPipeline) -> dict[str, Any]:
-    """``/health`` probes; the startup budget covers weight download and load (vLLM does not
-    listen until then), after which readiness and liveness take over."""
+    """``/health`` probes on the API port (both engines serve it); the startup budget covers weight
+    download and load (neither answers until then), after which readiness and liveness take over."""
     http = {"path": HEALTH_PATH, "port": PORT_NAME}
     budget = pipeline.spec.engine.startup_timeout_seconds
     return {
@@ -129,10 +188,6 @@ def progress_deadline_seconds(pipeline: RerankPipeline) -> int:
     return pipeline.spec.engine.startup_timeout_seconds + PROGRESS_MARGIN_SECONDS
 
 
-def blue_green(pipeline: RerankPipeline) -> bool:
-    return pipeline.spec.rollout.strategy == "BlueGreen"
-
-
 def render_deployment(pipeline: RerankPipeline) -> dict[str, Any]:
     """The Deployment of the current spec. BlueGreen: the current revision's own Deployment, whose
     selector includes its revision, so it never adopts another revision's pods; a change that is not
@@ -149,12 +204,12 @@ def render_deployment(pipeline: RerankPipeline) -> dict[str, Any]:
     pod_labels = {**meta["labels"], **selector}
     volumes, mounts = _volumes(pipeline)
     container: dict[str, Any] = {
-        "name": CONTAINER_NAME,
-        "image": spec.engine.image,
+        "name": container_name(pipeline),
+        "image": spec.image,
         "imagePullPolicy": spec.engine.image_pull_policy,
-        "command": serve_command(),
-        "args": serve_args(pipeline),
-        "ports": [{"name": PORT_NAME, "containerPort": spec.engine.port, "protocol": "TCP"}],
+        "command": server_command(pipeline),
+        "args": server_args(pipeline),
+        "ports": _ports(pipeline),
         "env": _env(pipeline),
         "resources": _resources(pipeline),
         "volumeMounts": mounts,
@@ -299,7 +354,7 @@ def render_cache_pvc(pipeline: RerankPipeline) -> dict[str, Any] | None:
 
 def render_chat_template(pipeline: RerankPipeline) -> dict[str, Any] | None:
     template = pipeline.spec.model.chat_template
-    if template is None:
+    if template is None or is_tei(pipeline):
         return None
     return {
         "apiVersion": "v1",

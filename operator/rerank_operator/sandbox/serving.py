@@ -7,8 +7,10 @@ per tick) and, for each one, starts
 * the real engine (``--engine vllm``, for the pipeline named as the engine's): the container of the
   Deployment the operator rendered, run as a local process (:mod:`rerank_operator.sandbox.podrunner`),
   restarted when the pod template's config hash changes;
-* otherwise a loopback stand-in (:mod:`rerank_operator.standin`) serving the pipeline's model name and,
-  when it sets ``apiKeySecretRef``, requiring that Secret's key.
+* otherwise a loopback stand-in (:mod:`rerank_operator.standin`) serving the pipeline's model name in its
+  engine's protocol (TEI's, with the pipeline's batch limit, for ``engine.kind: tei`` and external TEIs)
+  and, when it sets ``apiKeySecretRef`` (or ``external.apiKeySecretRef``), requiring that Secret's key.
+  An external pipeline's endpoint is answered this way too: the reranker "some other system runs".
 
 It maps the address the operator probes (``endpoint_for``: the Service's cluster DNS name, or
 ``publish.endpoint``) to that process in the host-override file the operator re-reads
@@ -68,10 +70,15 @@ def probed_authority(pipeline: RerankPipeline) -> str | None:
 def revision_hosts(pipeline: RerankPipeline) -> tuple[str, ...]:
     """BlueGreen: an override key for each revision's own Service (``<name>-<revision>``), which the
     canary calls before a switch. One process answers for every revision of a pipeline here."""
-    if pipeline.spec.rollout.strategy != "BlueGreen":
+    if pipeline.spec.rollout.strategy != "BlueGreen" or pipeline.spec.external is not None:
         return ()
     host = f"{pipeline.name}-*.{pipeline.namespace}.svc.{cluster_domain()}"
     return (f"{host}:{pipeline.spec.engine.port}",)
+
+
+def _runs_vllm(pipeline: RerankPipeline) -> bool:
+    """Only a pipeline whose Deployment runs vLLM can be served by the real engine here."""
+    return pipeline.spec.external is None and pipeline.spec.engine.effective_kind == "vllm"
 
 
 def render_overrides(backends: dict[Key, Backend]) -> str:
@@ -123,7 +130,7 @@ class PipelineServer:
         authority = probed_authority(pipeline)
         if authority is None:
             return
-        if self.engine is not None and key == self.engine_pipeline:
+        if self.engine is not None and key == self.engine_pipeline and _runs_vllm(pipeline):
             wanted = self._engine_signature(key, pipeline)
             kind = "vllm"
         else:
@@ -144,7 +151,7 @@ class PipelineServer:
     # -- stand-ins --------------------------------------------------------------------------------------
 
     def _api_key(self, key: Key, pipeline: RerankPipeline) -> tuple[bool, str | None]:
-        ref = pipeline.spec.api_key_secret_ref
+        ref = pipeline.spec.effective_api_key_ref
         if ref is None:
             return True, None
         try:
@@ -159,13 +166,27 @@ class PipelineServer:
         if not found:
             return None
         digest = "" if api_key is None else base64.b16encode(api_key.encode()).decode()[:8]
-        return f"standin:{pipeline.spec.model.effective_served_name}:{digest}"
+        spec = pipeline.spec
+        engine = (
+            f"{spec.engine_kind}/{spec.publish.max_client_batch_size}"
+            if spec.engine_kind == "tei"
+            else "vllm"
+        )
+        return f"standin:{engine}:{spec.model.effective_served_name}:{digest}"
 
     def _start_standin(self, key: Key, pipeline: RerankPipeline, signature: str, authority: str) -> None:
         port = free_port()
         name = f"standin-{key[0]}-{key[1]}"
         argv = [sys.executable, "-m", "rerank_operator.standin", "--host", "127.0.0.1", "--port", str(port)]
         argv += ["--model", pipeline.spec.model.effective_served_name]
+        if pipeline.spec.engine_kind == "tei":
+            # TEI's protocol, with the batch limit the operator starts TEI with (--max-client-batch-size)
+            argv += [
+                "--engine",
+                "tei",
+                "--max-client-batch-size",
+                str(pipeline.spec.publish.max_client_batch_size),
+            ]
         env: dict[str, str] = {}
         _, api_key = self._api_key(key, pipeline)
         if api_key is not None:

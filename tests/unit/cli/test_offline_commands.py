@@ -113,6 +113,47 @@ def test_render_autoscaled_example(capsys: pytest.CaptureFixture[str]) -> None:
     assert len(kinds["PodMonitor"]) == 1
 
 
+def test_render_tei_example_runs_the_router(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "render", "-f", str(EXAMPLES / "tei-bge.yaml"))
+    assert code == 0, err
+    manifests = [d for d in yaml.safe_load_all(out) if d is not None]
+    kinds = by_kind(manifests)
+    pipeline = load_example("tei-bge.yaml")
+    assert pipeline.spec.engine.effective_kind == "tei"
+    [deployment] = kinds["Deployment"]
+    assert_blue_green_shape(pipeline, deployment, kinds["Service"])
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["name"] == "tei"
+    assert container["image"] == "ghcr.io/huggingface/text-embeddings-inference:1.8"  # GPU default
+    assert container["command"] == ["text-embeddings-router"]
+    args = container["args"]
+    assert args[:2] == ["--model-id", "BAAI/bge-reranker-base"]
+    assert args[args.index("--max-client-batch-size") + 1] == str(pipeline.spec.publish.max_client_batch_size)
+    assert "--auto-truncate" in args
+    assert {p["name"] for p in container["ports"]} == {"http", "metrics"}
+    assert {e["name"] for e in container["env"]} == {"HUGGINGFACE_HUB_CACHE"}
+    assert {m["mountPath"] for m in container["volumeMounts"]} == {"/dev/shm", "/data"}
+    [monitor] = kinds["PodMonitor"]
+    assert monitor["spec"]["podMetricsEndpoints"][0]["port"] == "metrics"
+    assert [cm for cm in kinds["ConfigMap"] if "milvus-function.json" in cm.get("data", {})]
+
+
+def test_render_external_example_deploys_nothing(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "render", "-f", str(EXAMPLES / "external-vllm.yaml"))
+    assert code == 0, err
+    manifests = [d for d in yaml.safe_load_all(out) if d is not None]
+    assert manifests
+    assert {m["kind"] for m in manifests} == {"ConfigMap"}  # only the published config
+    assert "milvus-function.json" in manifests[0]["data"]
+    assert "RerankPipeline/bge-m3-kserve: spec.external" in err
+    assert "deploys nothing" in err
+    pipeline = load_example("external-vllm.yaml")
+    assert pipeline.spec.external is not None
+    assert pipeline.spec.external.api_key_secret_ref is not None
+    assert pipeline.spec.publish.credential
+    assert "kserve-reranker-key" not in out  # the Secret is the canary's; Milvus gets the credential label
+
+
 def test_render_minimal_in_detail(capsys: pytest.CaptureFixture[str]) -> None:
     _, out, _ = run(capsys, "render", "-f", str(EXAMPLES / "minimal.yaml"))
     manifests = list(yaml.safe_load_all(out))

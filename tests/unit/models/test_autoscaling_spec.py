@@ -25,9 +25,12 @@ def test_defaults(make_pipeline: MakePipeline) -> None:
     assert autoscaling.provider == "hpa"
     assert autoscaling.min_replicas == 1
     assert autoscaling.max_replicas == 3
-    assert autoscaling.metric.name == QUEUE_METRIC == "vllm:num_requests_waiting"
+    assert autoscaling.metric.name is None  # the engine's queue: see the next assertions
+    assert autoscaling.metric.name_for("vllm") == QUEUE_METRIC == "vllm:num_requests_waiting"
+    assert autoscaling.metric.name_for("tei") == "te_queue_size"
+    assert autoscaling.metric.target_for("tei") == "2"
     assert autoscaling.metric.target_average_value is None
-    assert autoscaling.metric.effective_target == "2"
+    assert autoscaling.metric.target_for("vllm") == "2"
     assert autoscaling.behavior is None
     assert autoscaling.keda is None
 
@@ -51,8 +54,8 @@ def test_no_autoscaling_by_default(make_pipeline: MakePipeline) -> None:
 def test_targets(make_pipeline: MakePipeline, metric: dict[str, Any], target: str, expected: Decimal) -> None:
     autoscaling = make_pipeline(autoscaling={"maxReplicas": 3, "metric": metric}).spec.autoscaling
     assert autoscaling is not None
-    assert autoscaling.metric.effective_target == target
-    assert autoscaling.metric.target_decimal == expected
+    assert autoscaling.metric.target_for("vllm") == target
+    assert autoscaling.metric.target_decimal_for("vllm") == expected
 
 
 def test_every_defaulted_target_is_a_valid_quantity() -> None:

@@ -733,6 +733,20 @@ def _engine_cases() -> list[tuple[str, dict[str, Any], str, str]]:
     )
     cases.append(
         (
+            "tei-with-a-vllm-metric",
+            {
+                "engine": {"kind": "tei"},
+                "autoscaling": {
+                    "maxReplicas": 2,
+                    "metric": {"name": "vllm:num_requests_running", "targetAverageValue": 4},
+                },
+            },
+            "do not exist for TEI",
+            "autoscaling.metric.name",
+        )
+    )
+    cases.append(
+        (
             "tei-dtype-bfloat16",
             {"engine": {"kind": "tei"}, "model": {"dtype": "bfloat16"}},
             "TEI takes dtype",
@@ -885,7 +899,7 @@ def test_cel_rules_are_where_expected() -> None:
     needs_rules = sum(q.requires_chat_template + q.requires_trust_remote_code for q in QUIRKS)
     quirk_rules = [r for r in spec_rules if "self.model.name.matches" in r["rule"]]
     assert len(quirk_rules) == needs_rules
-    assert len(spec_rules) == len(WORKLOAD_FIELDS) + 1 + len(ENGINE_ONLY_FIELDS) + 1 + needs_rules
+    assert len(spec_rules) == len(WORKLOAD_FIELDS) + 1 + len(ENGINE_ONLY_FIELDS) + 2 + needs_rules
 
 
 @pytest.mark.parametrize(

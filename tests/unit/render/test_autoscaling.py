@@ -247,3 +247,28 @@ def test_autoscaler_of_a_deployment_rolled_in_place(
         "kind": "Deployment",
         "name": "demo-reranker",
     }
+
+
+def test_a_tei_pipeline_scales_on_teis_own_queue_by_default(make_pipeline: MakePipeline) -> None:
+    """vLLM's series do not exist for TEI: its default is te_queue_size, in the HPA and KEDA's query."""
+    hpa = render_autoscaler(make_pipeline(engine={"kind": "tei"}, autoscaling={"maxReplicas": 3}))
+    assert hpa is not None
+    assert hpa["spec"]["metrics"][0]["pods"] == {
+        "metric": {"name": "te_queue_size"},
+        "target": {"type": "AverageValue", "averageValue": "2"},
+    }
+    so = render_autoscaler(make_pipeline(engine={"kind": "tei"}, autoscaling={"maxReplicas": 3, **KEDA}))
+    assert so is not None
+    metadata = so["spec"]["triggers"][0]["metadata"]
+    assert metadata["query"].startswith('sum(te_queue_size{namespace="search",')
+    assert metadata["threshold"] == "2"
+
+
+def test_a_named_metric_is_kept_for_either_engine(make_pipeline: MakePipeline) -> None:
+    metric = {"name": "te_batch_current_size", "targetAverageValue": 8}
+    hpa = render_autoscaler(
+        make_pipeline(engine={"kind": "tei"}, autoscaling={"maxReplicas": 3, "metric": metric})
+    )
+    assert hpa is not None
+    assert hpa["spec"]["metrics"][0]["pods"]["metric"] == {"name": "te_batch_current_size"}
+    assert hpa["spec"]["metrics"][0]["pods"]["target"]["averageValue"] == "8"

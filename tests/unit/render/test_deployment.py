@@ -11,8 +11,24 @@ from typing import Any
 import pytest
 
 from rerank_operator.manifests import render_all
-from rerank_operator.models import HF_CACHE_PATH, RerankPipeline
-from rerank_operator.render import config_hash, render_deployment, revision, serve_args
+from rerank_operator.models import (
+    DEFAULT_IMAGE,
+    DEFAULT_TEI_CPU_IMAGE,
+    DEFAULT_TEI_IMAGE,
+    HF_CACHE_PATH,
+    TEI_CACHE_PATH,
+    RerankPipeline,
+)
+from rerank_operator.render import (
+    config_hash,
+    render_cache_pvc,
+    render_chat_template,
+    render_deployment,
+    render_disruption_budget,
+    revision,
+    router_args,
+    serve_args,
+)
 from rerank_operator.render.naming import REVISION_LABEL
 from rerank_operator.render.workload import CONFIG_HASH_ANNOTATION
 
@@ -113,7 +129,10 @@ def test_container_runs_vllm_serve(make_pipeline: MakePipeline) -> None:
 
 
 def test_image_and_pull_policy(make_pipeline: MakePipeline) -> None:
-    c = container(render_deployment(make_pipeline()))
+    pipeline = make_pipeline()
+    c = container(render_deployment(pipeline))
+    assert pipeline.spec.engine.image is None  # no schema default: the operator's pinned image applies
+    assert c["image"] == pipeline.spec.image == DEFAULT_IMAGE
     assert c["image"].startswith("vllm/vllm-openai:v")
     assert c["imagePullPolicy"] == "IfNotPresent"
     c = container(
@@ -158,6 +177,12 @@ def test_blue_green_selector_names_the_revision(make_pipeline: MakePipeline) -> 
     other = render_deployment(make_pipeline(model={"name": "BAAI/bge-reranker-large"}))
     assert other["metadata"]["name"] != d["metadata"]["name"]
     assert other["spec"]["selector"]["matchLabels"][REVISION_LABEL] != revision(pipeline)
+
+
+def test_vllm_container_keeps_its_name(make_pipeline: MakePipeline) -> None:
+    """Renaming it would change every running pipeline's pod template: a rollout at upgrade."""
+    assert container(render_deployment(make_pipeline()))["name"] == "vllm"
+    assert container(render_deployment(make_pipeline(engine={"kind": "vllm"})))["name"] == "vllm"
 
 
 # ------------------------------------------------------------------------------------ resources
@@ -461,6 +486,171 @@ def test_hash_ignores_metadata(make_pipeline: MakePipeline) -> None:
     a = make_pipeline(metadata={"uid": "1", "generation": 1, "labels": {"x": "y"}})
     b = make_pipeline(metadata={"uid": "2", "generation": 9})
     assert config_hash(a) == config_hash(b)
+
+
+# ------------------------------------------------------------------------------------------ TEI
+TEI: dict[str, Any] = {"kind": "tei"}
+
+
+def test_tei_container_runs_the_router(make_pipeline: MakePipeline, tei_spec: dict[str, Any]) -> None:
+    pipeline = make_pipeline(**tei_spec)
+    c = container(render_deployment(pipeline))
+    assert c["name"] == "tei"
+    assert c["image"] == "ghcr.io/huggingface/text-embeddings-inference:hopper-1.8"
+    assert c["command"] == ["text-embeddings-router"]
+    assert c["args"] == router_args(pipeline)
+    args = c["args"]
+    assert args[args.index("--model-id") + 1] == "BAAI/bge-reranker-large"
+    assert args[args.index("--port") + 1] == "8080"
+    assert args[args.index("--max-client-batch-size") + 1] == "16"  # publish.maxClientBatchSize
+    assert "--runner" not in args and "vllm" not in c["command"]
+
+
+@pytest.mark.parametrize(
+    ("gpus", "image"), [(1, DEFAULT_TEI_IMAGE), (4, DEFAULT_TEI_IMAGE), (0, DEFAULT_TEI_CPU_IMAGE)]
+)
+def test_tei_default_image_follows_the_gpus(make_pipeline: MakePipeline, gpus: int, image: str) -> None:
+    c = container(render_deployment(make_pipeline(engine=TEI, resources={"gpus": gpus})))
+    assert c["image"] == image
+    assert image.startswith("ghcr.io/huggingface/text-embeddings-inference:")
+    mine = container(
+        render_deployment(make_pipeline(engine={**TEI, "image": "my/tei:1"}, resources={"gpus": gpus}))
+    )
+    assert mine["image"] == "my/tei:1"
+
+
+def test_tei_ports_api_and_metrics(make_pipeline: MakePipeline) -> None:
+    c = container(render_deployment(make_pipeline(engine={**TEI, "port": 8080})))
+    assert c["ports"] == [
+        {"name": "http", "containerPort": 8080, "protocol": "TCP"},
+        {"name": "metrics", "containerPort": 9000, "protocol": "TCP"},
+    ]
+    args = c["args"]
+    assert args[args.index("--prometheus-port") + 1] == "9000"
+    # the two ports never collide
+    c = container(render_deployment(make_pipeline(engine={**TEI, "port": 9000})))
+    assert [p["containerPort"] for p in c["ports"]] == [9000, 9001]
+
+
+def test_vllm_has_no_separate_metrics_port(make_pipeline: MakePipeline) -> None:
+    assert [p["name"] for p in container(render_deployment(make_pipeline()))["ports"]] == ["http"]
+
+
+@pytest.mark.parametrize(
+    ("cache", "source"),
+    [
+        ({}, {"emptyDir": {}}),
+        ({"pvc": {"size": "10Gi"}}, {"persistentVolumeClaim": {"claimName": "demo-model-cache"}}),
+        ({"existingClaim": "shared-hf"}, {"persistentVolumeClaim": {"claimName": "shared-hf"}}),
+    ],
+    ids=["emptyDir", "pvc", "existingClaim"],
+)
+def test_tei_model_cache_is_mounted_at_data(
+    make_pipeline: MakePipeline, cache: dict[str, Any], source: dict[str, Any]
+) -> None:
+    pipeline = make_pipeline(engine=TEI, modelCache=cache)
+    d = render_deployment(pipeline)
+    assert volumes_by_name(d)["model-cache"] == {"name": "model-cache", **source}
+    assert TEI_CACHE_PATH == "/data"
+    assert mounts_by_path(d)[TEI_CACHE_PATH] == {"name": "model-cache", "mountPath": TEI_CACHE_PATH}
+    assert HF_CACHE_PATH not in mounts_by_path(d)
+    env = env_by_name(d)
+    assert env["HUGGINGFACE_HUB_CACHE"] == {"name": "HUGGINGFACE_HUB_CACHE", "value": TEI_CACHE_PATH}
+    assert "HF_HOME" not in env
+    # the operator's own PVC is the same for both engines
+    assert render_cache_pvc(pipeline) == render_cache_pvc(make_pipeline(modelCache=cache))
+
+
+def test_tei_secrets_come_from_secret_key_refs(make_pipeline: MakePipeline) -> None:
+    d = render_deployment(
+        make_pipeline(
+            engine=TEI,
+            hfTokenSecretRef={"name": "hf-secret", "key": "token"},
+            apiKeySecretRef={"name": "api-secret", "key": "key"},
+        )
+    )
+    env = env_by_name(d)
+    token = {"secretKeyRef": {"name": "hf-secret", "key": "token"}}
+    assert env["HF_TOKEN"] == {"name": "HF_TOKEN", "valueFrom": token}
+    assert env["HF_API_TOKEN"] == {"name": "HF_API_TOKEN", "valueFrom": token}  # TEI before 1.6
+    assert env["API_KEY"] == {
+        "name": "API_KEY",
+        "valueFrom": {"secretKeyRef": {"name": "api-secret", "key": "key"}},
+    }
+    assert "VLLM_API_KEY" not in env
+    for name in ("HF_TOKEN", "HF_API_TOKEN", "API_KEY"):
+        assert "value" not in env[name]
+    args = container(d)["args"]
+    assert not any(a.startswith(("--api-key", "--hf-token", "--hf-api-token")) for a in args)
+    assert not any("api-secret" in a or "hf-secret" in a for a in args)
+
+
+def test_tei_env_order_and_user_env(make_pipeline: MakePipeline, tei_spec: dict[str, Any]) -> None:
+    env = container(render_deployment(make_pipeline(**tei_spec)))["env"]
+    assert [e["name"] for e in env] == ["HUGGINGFACE_HUB_CACHE", "API_KEY", "RUST_LOG"]
+    assert env[-1] == {"name": "RUST_LOG", "value": "info"}
+
+
+def test_tei_no_secret_env_without_refs(make_pipeline: MakePipeline) -> None:
+    env = env_by_name(render_deployment(make_pipeline(engine=TEI)))
+    assert set(env) == {"HUGGINGFACE_HUB_CACHE"}
+
+
+def test_tei_probes_on_health(make_pipeline: MakePipeline) -> None:
+    c = container(render_deployment(make_pipeline(engine=TEI)))
+    vllm = container(render_deployment(make_pipeline()))
+    for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert c[kind]["httpGet"] == {"path": "/health", "port": "http"}, kind
+        assert c[kind] == vllm[kind]
+
+
+def test_tei_has_no_chat_template(make_pipeline: MakePipeline) -> None:
+    pipeline = make_pipeline(engine=TEI)
+    d = render_deployment(pipeline)
+    assert "chat-template" not in volumes_by_name(d)
+    assert "/etc/rerank/chat-template" not in mounts_by_path(d)
+    assert render_chat_template(pipeline) is None
+
+
+SHARED: dict[str, Any] = {
+    "replicas": 3,
+    "resources": {"gpus": 2, "gpuResourceName": "amd.com/gpu", "requests": {"cpu": "2", "memory": "8Gi"}},
+    "nodeSelector": {"pool": "gpu-a100"},
+    "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "rerank", "effect": "NoSchedule"}],
+    "affinity": {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": []}},
+    "runtimeClassName": "nvidia",
+    "priorityClassName": "high",
+    "modelCache": {"existingClaim": "shared-hf"},
+    "engine": {"shmSize": "4Gi", "startupTimeoutSeconds": 900, "imagePullPolicy": "Always"},
+}
+
+
+@pytest.mark.parametrize("strategy", ["BlueGreen", "Surge", "Replace"])
+def test_tei_shares_the_pod_shape_with_vllm(make_pipeline: MakePipeline, strategy: str) -> None:
+    """Only the container's engine-specific parts differ: scheduling, GPUs, volumes, rollout, budget."""
+    vllm_spec = {**copy.deepcopy(SHARED), "rollout": {"strategy": strategy}}
+    tei_spec = copy.deepcopy(vllm_spec)
+    tei_spec["engine"]["kind"] = "tei"
+    vllm, tei = make_pipeline(**vllm_spec), make_pipeline(**tei_spec)
+    dv, dt = render_deployment(vllm), render_deployment(tei)
+    pv, pt = pod_spec(dv), pod_spec(dt)
+    assert {k: v for k, v in pv.items() if k != "containers"} == {
+        k: v for k, v in pt.items() if k != "containers"
+    }
+    cv, ct = container(dv), container(dt)
+    for key in ("resources", "imagePullPolicy", "startupProbe", "readinessProbe", "livenessProbe"):
+        assert cv[key] == ct[key], key
+    assert cv["resources"]["limits"] == {"amd.com/gpu": 2}
+    assert {"key": "amd.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pt["tolerations"]
+    for key in ("strategy", "replicas", "progressDeadlineSeconds", "revisionHistoryLimit"):
+        assert dv["spec"][key] == dt["spec"][key], key
+    assert render_disruption_budget(vllm) == render_disruption_budget(tei) is not None
+    if strategy == "BlueGreen":  # each its own revision, named after it
+        assert dt["metadata"]["name"] == f"demo-{revision(tei)}" != dv["metadata"]["name"]
+        assert dt["spec"]["template"]["metadata"]["labels"][REVISION_LABEL] == revision(tei)
+    else:
+        assert dt["metadata"]["name"] == dv["metadata"]["name"] == "demo-reranker"
+    assert dt["spec"]["template"]["metadata"]["annotations"][CONFIG_HASH_ANNOTATION] == config_hash(tei)
 
 
 # ------------------------------------------------------------------------------- determinism

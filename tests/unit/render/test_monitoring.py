@@ -60,3 +60,25 @@ def test_keeps_the_labels_the_default_keda_query_selects_on(make_pipeline: MakeP
     for label in monitor["spec"]["podTargetLabels"]:
         assert prometheus_label(label) in query
     assert set(monitor["spec"]["podTargetLabels"]) == set(selector_labels(pipeline))
+
+
+def test_tei_is_scraped_on_its_metrics_port(make_pipeline: MakePipeline) -> None:
+    """TEI serves /metrics on its own Prometheus port, not on the API port."""
+    pipeline = make_pipeline(
+        engine={"kind": "tei", "port": 8080}, monitoring={"podMonitor": {"enabled": True}}
+    )
+    monitor = render_pod_monitor(pipeline)
+    assert monitor is not None
+    assert monitor["spec"]["podMetricsEndpoints"] == [
+        {"port": "metrics", "path": "/metrics", "interval": "30s"}
+    ]
+    [container] = render_deployment(pipeline)["spec"]["template"]["spec"]["containers"]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"http": 8080, "metrics": 9000}
+    args = container["args"]
+    assert args[args.index("--prometheus-port") + 1] == str(ports["metrics"])
+    # the same pods and target labels as for vLLM
+    vllm = render_pod_monitor(make_pipeline(monitoring={"podMonitor": {"enabled": True}}))
+    assert vllm is not None
+    assert monitor["spec"]["selector"] == vllm["spec"]["selector"]
+    assert monitor["spec"]["podTargetLabels"] == vllm["spec"]["podTargetLabels"]

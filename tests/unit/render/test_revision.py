@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from rerank_operator.models import RerankPipeline
+from rerank_operator.models import DEFAULT_IMAGE, RerankPipeline
 from rerank_operator.render import config_hash, render_deployment, revision
 from rerank_operator.render.naming import REVISION_LABEL
 from rerank_operator.render.revision import REVISION_CHARS
@@ -140,3 +140,124 @@ def test_two_pipelines_with_one_spec_share_a_revision_but_not_names(make_pipelin
     assert revision(a) == revision(b)
     assert render_deployment(a)["metadata"]["name"] == f"a-{revision(a)}"
     assert render_deployment(b)["metadata"]["name"] == f"b-{revision(b)}"
+
+
+# ---------------------------------------------------------------------------- engines and upgrades
+# config_hash of make_pipeline() as the operator computed it before engine.kind existed (when engine.image
+# had a schema default). Every running vLLM pipeline's pods carry such a hash: if it changed, upgrading the
+# operator would start a new revision (or roll the pods) of every pipeline.
+HASH_BEFORE_ENGINE_KIND = "f42f143302f21edf"
+
+
+def test_vllm_hash_is_the_one_before_engine_kind(make_pipeline: MakePipeline) -> None:
+    assert config_hash(make_pipeline()) == HASH_BEFORE_ENGINE_KIND
+
+
+@pytest.mark.parametrize(
+    "engine",
+    [{"image": DEFAULT_IMAGE}, {"kind": "vllm"}, {"kind": "vllm", "image": DEFAULT_IMAGE}],
+    ids=["stored-default-image", "explicit-kind", "both"],
+)
+def test_the_old_schema_default_image_hashes_like_no_image(
+    make_pipeline: MakePipeline, engine: dict[str, Any]
+) -> None:
+    """Objects stored before engine.image lost its schema default spell the image out; new ones leave it
+    unset. Both run the same pods, so they are the same revision, as is an explicit kind: vllm."""
+    stored, fresh = make_pipeline(engine=engine), make_pipeline()
+    assert fresh.spec.engine.image is None
+    assert config_hash(stored) == config_hash(fresh) == HASH_BEFORE_ENGINE_KIND
+    assert render_deployment(stored) == render_deployment(fresh)
+    # and so with every other field set
+    base = merged(BASE, {"engine": {"image": None}})
+    with_default = merged(BASE, {"engine": {"image": DEFAULT_IMAGE}})
+    assert revision(make_pipeline(**base)) == revision(make_pipeline(**with_default))
+
+
+def test_tei_is_a_different_revision(make_pipeline: MakePipeline) -> None:
+    vllm = make_pipeline()
+    tei = make_pipeline(engine={"kind": "tei"})
+    assert config_hash(tei) != config_hash(vllm)
+    # even were the args and the image the same, the engine is part of the identity
+    assert config_hash(make_pipeline(engine={"kind": "tei", "image": DEFAULT_IMAGE})) != config_hash(vllm)
+
+
+TEI_BASE: dict[str, Any] = {
+    "model": {"dtype": "float16"},
+    "engine": {"kind": "tei", "maxBatchTokens": 8192, "env": [{"name": "RUST_LOG", "value": "info"}]},
+    "replicas": 2,
+    "resources": {"gpus": 1},
+    "publish": {"maxClientBatchSize": 32},
+}
+
+TEI_NEW_REVISION: list[tuple[str, dict[str, Any]]] = [
+    ("model", {"model": {"name": "BAAI/bge-reranker-large"}}),
+    ("model-revision", {"model": {"revision": "main"}}),
+    ("served-name", {"model": {"servedName": "bge"}}),
+    ("dtype", {"model": {"dtype": "float32"}}),
+    ("image", {"engine": {"image": "ghcr.io/huggingface/text-embeddings-inference:hopper-1.8"}}),
+    ("max-batch-tokens", {"engine": {"maxBatchTokens": 16384}}),
+    ("auto-truncate", {"engine": {"autoTruncate": True}}),
+    ("extra-args", {"engine": {"extraArgs": ["--max-concurrent-requests=64"]}}),
+    ("env", {"engine": {"env": [{"name": "RUST_LOG", "value": "debug"}]}}),
+    ("port", {"engine": {"port": 8080}}),
+    # the server's own limit: a revision that accepts the new batch size is checked before it serves
+    ("client-batch", {"publish": {"maxClientBatchSize": 64}}),
+    # TEI's default image differs between CPU and GPU nodes
+    ("to-cpu", {"resources": {"gpus": 0}}),
+    ("api-key", {"apiKeySecretRef": {"name": "api", "key": "key"}}),
+    ("hf-token", {"hfTokenSecretRef": {"name": "hf", "key": "token"}}),
+]
+
+TEI_SAME_REVISION: list[tuple[str, dict[str, Any]]] = [
+    ("more-gpus", {"resources": {"gpus": 2}}),
+    ("replicas", {"replicas": 4}),
+    ("tolerations", {"tolerations": [{"key": "other", "operator": "Exists"}]}),
+    ("publish-namespaces", {"publish": {"maxClientBatchSize": 32, "namespaces": ["apps"]}}),
+    ("probe", {"probe": {"intervalSeconds": 120}}),
+]
+
+
+@pytest.mark.parametrize("change", [c[1] for c in TEI_NEW_REVISION], ids=[c[0] for c in TEI_NEW_REVISION])
+def test_tei_change_of_what_serves_is_a_new_revision(
+    make_pipeline: MakePipeline, change: dict[str, Any]
+) -> None:
+    before = make_pipeline(**TEI_BASE)
+    after = make_pipeline(**merged(TEI_BASE, change))
+    assert revision(before) != revision(after)
+    assert render_deployment(before)["metadata"]["name"] != render_deployment(after)["metadata"]["name"]
+
+
+@pytest.mark.parametrize("change", [c[1] for c in TEI_SAME_REVISION], ids=[c[0] for c in TEI_SAME_REVISION])
+def test_tei_change_that_only_moves_pods_keeps_the_revision(
+    make_pipeline: MakePipeline, change: dict[str, Any]
+) -> None:
+    before = make_pipeline(**TEI_BASE)
+    after = make_pipeline(**merged(TEI_BASE, change))
+    assert revision(before) == revision(after)
+
+
+def test_tei_gpu_count_with_a_pinned_image_keeps_the_revision(make_pipeline: MakePipeline) -> None:
+    """Only the default image follows the GPUs: with an image of the user's, 0 GPUs or 1 is the same pod."""
+    pinned = merged(TEI_BASE, {"engine": {"image": "my/tei:1"}})
+    assert revision(make_pipeline(**pinned)) == revision(
+        make_pipeline(**merged(pinned, {"resources": {"gpus": 0}}))
+    )
+
+
+def test_external_revision_follows_the_server_it_points_at(
+    make_pipeline: MakePipeline, external_spec: dict[str, Any]
+) -> None:
+    base = make_pipeline(**external_spec)
+    assert revision(base) == revision(make_pipeline(**external_spec))
+    assert revision(base) == revision(
+        make_pipeline(**external_spec, replicas=3, probe={"intervalSeconds": 5})
+    )
+    moved = copy.deepcopy(external_spec)
+    moved["external"]["endpoint"] = "https://rerank.example.com"
+    keyed = copy.deepcopy(external_spec)
+    keyed["external"]["apiKeySecretRef"] = {"name": "other", "key": "token"}
+    tei = copy.deepcopy(external_spec)
+    tei["external"]["engine"] = "tei"
+    del tei["model"]["truncatePromptTokens"]  # vLLM only
+    others = {revision(make_pipeline(**spec)) for spec in (moved, keyed, tei)}
+    assert len(others) == 3 and revision(base) not in others
