@@ -13,6 +13,9 @@ Typical use (see docs/app-usage.md)::
 
 Read the config at query time (it is a few small files): the operator flips ``ready`` when the
 reranker breaks, and the kubelet refreshes mounted ConfigMaps within a minute or two.
+
+A TEI pipeline's config has no Milvus Lite Function (Milvus Lite's only model-rerank provider is
+Cohere-style, which TEI does not serve): ``target="milvus-lite"`` on it raises ``RankerConfigError``.
 """
 
 from __future__ import annotations
@@ -44,8 +47,12 @@ Target = Literal["milvus", "milvus-lite"]
 # Which ConfigMap key holds the Function for each target.
 FUNCTION_KEYS: dict[str, str] = {"milvus": "milvus-function.json", "milvus-lite": "milvus-lite-function.json"}
 DATA_KEYS = ("endpoint", "model", "ready", "reason", "generation", *FUNCTION_KEYS.values())
-# ``reason`` is optional: earlier operator versions published it only when not ready
-_REQUIRED_KEYS = tuple(k for k in DATA_KEYS if k != "reason")
+LITE_KEY = FUNCTION_KEYS["milvus-lite"]
+# ``reason`` is optional: earlier operator versions published it only when not ready. The Milvus Lite
+# Function is required too, except next to a Milvus Function whose provider Milvus Lite cannot call.
+_REQUIRED_KEYS = tuple(k for k in DATA_KEYS if k not in ("reason", LITE_KEY))
+# Providers Milvus Lite has no way to call (it speaks Cohere's API only): their configs carry no Lite key.
+NO_LITE_PROVIDERS = frozenset({"tei"})
 _FUNCTION_DICT_KEYS = ("name", "description", "type", "input_field_names", "output_field_names", "params")
 
 # Milvus Lite's Cohere provider refuses to run without an API key. vLLM started without ``--api-key``
@@ -84,17 +91,41 @@ class PublishedRanker:
     reason: str  # empty when ready (the operator publishes it only while not ready)
     generation: int
     milvus_function: dict[str, Any]
-    milvus_lite_function: dict[str, Any]
+    milvus_lite_function: dict[str, Any] | None  # None for a reranker Milvus Lite cannot call (TEI)
     source: str  # where it was read from, for error messages
 
     @property
     def function_name(self) -> str:
         return str(self.milvus_function.get("name", "?"))
 
+    @property
+    def provider(self) -> str:
+        """The Milvus provider of the published Function (``vllm`` or ``tei``): the reranker's protocol."""
+        return str(self.milvus_function["params"].get("provider", "?"))
+
     def function_dict(self, target: Target) -> dict[str, Any]:
-        """A private deep copy of the target's Function dict, safe to mutate."""
-        fn = self.milvus_function if _check_target(target) == "milvus" else self.milvus_lite_function
-        return copy.deepcopy(fn)
+        """A private deep copy of the target's Function dict, safe to mutate.
+
+        ``RankerConfigError`` for ``"milvus-lite"`` when Milvus Lite cannot call this reranker (TEI).
+        """
+        if _check_target(target) == "milvus":
+            return copy.deepcopy(self.milvus_function)
+        if self.milvus_lite_function is None:
+            raise self._no_lite()
+        return copy.deepcopy(self.milvus_lite_function)
+
+    def require_lite(self) -> None:
+        """Raise ``RankerConfigError`` unless this config has a Function Milvus Lite can run."""
+        if self.milvus_lite_function is None:
+            raise self._no_lite()
+
+    def _no_lite(self) -> RankerConfigError:
+        return RankerConfigError(
+            f"reranker {self.function_name!r} ({self.model} at {self.endpoint}, from {self.source}) speaks "
+            f"TEI's protocol (provider {self.provider!r}), and Milvus Lite cannot call a TEI reranker: its "
+            f"only model-rerank provider is Cohere-style, which TEI does not serve. Use target='milvus' with "
+            f"a Milvus (2.6.1+) server, or a vLLM pipeline (spec.engine.kind: vllm) for Milvus Lite."
+        )
 
     def require_ready(self) -> None:
         if not self.ready:
@@ -135,7 +166,9 @@ def load_ranker(
     - ``"milvus-lite"`` (embedded Milvus Lite, Cohere-compatible provider against vLLM's ``/v2`` route):
       the key is ``api_key``, else env ``RERANK_API_KEY``, else ``"unused"`` (any token works when vLLM
       runs without ``--api-key``). A key is always set so Milvus Lite never falls back to
-      ``COHERE_API_KEY``, which would send a real Cohere key to the cluster reranker.
+      ``COHERE_API_KEY``, which would send a real Cohere key to the cluster reranker. A TEI reranker
+      (provider ``tei``) has no Milvus Lite Function: asking for one raises ``RankerConfigError``, before
+      readiness is looked at (waiting would not help).
 
     A config whose ``ready`` is not ``"true"`` raises ``RankerNotReady`` unless ``require_ready=False``
     (then the last published, last-known-good, params are used). Malformed configs raise
@@ -149,6 +182,8 @@ def load_ranker(
     key = _resolve_api_key(target, api_key)
     base_url = None if endpoint is None else _check_endpoint(endpoint)
     published = read_published(source, kube_client=kube_client)
+    if target == "milvus-lite":
+        published.require_lite()
     if require_ready:
         published.require_ready()
     raw = published.function_dict(target)
@@ -312,15 +347,25 @@ def _parse(data: Mapping[str, Any], where: str) -> PublishedRanker:
             f"published ranker config from {where} lacks key(s) {', '.join(missing)}: is it a ConfigMap "
             f"published by rerank-operator (name <pipeline>-ranker)?"
         )
-    text = {k: _text(data, k, where) for k in (*_REQUIRED_KEYS, "reason") if k in data}
+    text = {k: _text(data, k, where) for k in (*_REQUIRED_KEYS, "reason", LITE_KEY) if k in data}
+    milvus_function = _function_json(text, FUNCTION_KEYS["milvus"], where)
+    lite_function: dict[str, Any] | None = None
+    if milvus_function["params"].get("provider") not in NO_LITE_PROVIDERS:
+        if LITE_KEY not in text:
+            raise RankerConfigError(
+                f"published ranker config from {where} lacks key(s) {LITE_KEY}, which every config of a "
+                f"vLLM reranker has: is it a ConfigMap published by rerank-operator (name <pipeline>-ranker)?"
+            )
+        lite_function = _function_json(text, LITE_KEY, where)
+    # else: Milvus Lite cannot call this provider; a Lite key, if any, is ignored (it could not work)
     return PublishedRanker(
         endpoint=text["endpoint"],
         model=text["model"],
         ready=_ready(text["ready"], where),
         reason=text.get("reason", ""),
         generation=_generation(text["generation"], where),
-        milvus_function=_function_json(text, FUNCTION_KEYS["milvus"], where),
-        milvus_lite_function=_function_json(text, FUNCTION_KEYS["milvus-lite"], where),
+        milvus_function=milvus_function,
+        milvus_lite_function=lite_function,
         source=where,
     )
 

@@ -1,4 +1,4 @@
-"""The probe against a real (stand-in) reranker on loopback, in every fault mode."""
+"""The probe against a real (stand-in) reranker on loopback, in every fault mode, vLLM's and TEI's."""
 
 from __future__ import annotations
 
@@ -11,17 +11,22 @@ from typing import Any
 
 import httpx
 import pytest
+from pymilvus import Function
 
+from rerank_operator.client import RankerConfigError, load_ranker
+from rerank_operator.models import RerankPipeline
 from rerank_operator.probe import (
     DEFAULT_CANARY,
     HOST_OVERRIDES_ENV,
     REASONS,
+    Canary,
     HostResolver,
     ProbeTarget,
     ProbeVerdict,
     Reason,
     probe_reranker,
 )
+from rerank_operator.publish import PublishedConfig, milvus_function, milvus_lite_function
 from rerank_operator.standin import DEFAULT_MODEL, FaultMode, StandinServer
 
 Factory = Callable[..., StandinServer]
@@ -230,7 +235,7 @@ async def test_unreadable_model_list_does_not_fail_the_probe(standin_factory: Fa
 
 
 async def test_tei_engine(standin: StandinServer) -> None:
-    v = await probe(standin, engine="tei", truncate_prompt_tokens=-1)
+    v = await probe(standin, engine="tei", truncate=True)
     assert v.ok, v.message
     body = standin.request_log[-1].json()
     assert body == {"query": DEFAULT_CANARY.query, "texts": list(DEFAULT_CANARY.documents), "truncate": True}
@@ -378,3 +383,164 @@ async def test_standin_reports_a_queue_when_told_to(standin: StandinServer) -> N
         assert f"{metric} 7\n" in (await c.get("/metrics")).text
     standin.metrics.set_waiting(0)
     assert standin.metrics.waiting == 0
+
+
+# --- TEI: the stand-in's faithful text-embeddings-inference mode -------------------------------------------
+
+# In TEI mode the faults surface as TEI surfaces them: an engine failure and a NaN score are TEI's 424.
+EXPECTED_TEI: dict[FaultMode, Reason] = {
+    **EXPECTED,
+    FaultMode.HTTP500: Reason.HTTP_STATUS,
+    FaultMode.NAN: Reason.HTTP_STATUS,
+}
+
+
+def published_tei_config(server: StandinServer, max_client_batch_size: int) -> dict[str, str]:
+    """A TEI pipeline's published data, with the reranker at the stand-in (as test_milvus_lite_e2e builds
+    its config: in a cluster the endpoint is the Service's DNS name)."""
+    pipeline = RerankPipeline.from_body(
+        {
+            "apiVersion": "rerank.dev/v1alpha1",
+            "kind": "RerankPipeline",
+            "metadata": {"name": "tei-bge", "namespace": "search", "generation": 1},
+            "spec": {
+                "model": {"name": DEFAULT_MODEL},
+                "engine": {"kind": "tei"},
+                "publish": {"maxClientBatchSize": max_client_batch_size},
+            },
+        }
+    )
+    assert milvus_lite_function(pipeline, server.url) is None
+    config = PublishedConfig(
+        endpoint=server.url,
+        model=pipeline.spec.model.effective_served_name,
+        generation=1,
+        function_json=json.dumps(milvus_function(pipeline, server.url)),
+    )
+    return config.marked(ready=True, reason="Healthy").data()
+
+
+def target_of(function: Function, **kw: Any) -> ProbeTarget:
+    """The canary as the published Function configures Milvus: same endpoint, protocol and batch size."""
+    params = function.params
+    return ProbeTarget(
+        params["endpoint"],
+        engine=params["provider"],
+        max_client_batch_size=params["max_client_batch_size"],
+        **kw,
+    )
+
+
+@pytest.mark.parametrize("mode", list(EXPECTED_TEI), ids=str)
+async def test_tei_fault_modes_give_specific_reasons(standin_factory: Factory, mode: FaultMode) -> None:
+    server = standin_factory(engine="tei")
+    server.set_fault(mode)
+    v = await probe(server, engine="tei", max_client_batch_size=32, timeout_s=3.0)
+    assert v.reason == EXPECTED_TEI[mode], v.message
+    assert v.ok is (mode is FaultMode.HEALTHY)
+    if not v.ok:
+        assert v.message.startswith(v.reason)
+    json.dumps(v.to_dict(), allow_nan=False)
+
+
+async def test_tei_canary_passes_and_is_what_milvus_sends(standin_factory: Factory) -> None:
+    server = standin_factory(engine="tei", served_model="bge", api_key="tei-key-1")
+    v = await probe(server, engine="tei", max_client_batch_size=32, served_model="bge", api_key="tei-key-1")
+    assert v.ok, v.message
+    assert v.ranking[0] == DEFAULT_CANARY.expected_top_index
+    assert v.model_listed is None  # /v1/models is vLLM's: not asked of TEI
+    assert v.message.endswith("; /info allows 32 documents per request")
+    info, rerank = server.request_log
+    assert (info.method, info.path, rerank.method, rerank.path) == ("GET", "/info", "POST", "/rerank")
+    assert rerank.json() == {"query": DEFAULT_CANARY.query, "texts": list(DEFAULT_CANARY.documents)}
+    assert rerank.header("content-type") == "application/json"
+    assert {r.header("authorization") for r in server.request_log} == {"Bearer tei-key-1"}
+
+
+async def test_tei_batch_limit_below_the_published_size(standin_factory: Factory) -> None:
+    server = standin_factory(engine="tei", max_client_batch_size=16)
+    v = await probe(server, engine="tei", max_client_batch_size=32)
+    assert (v.ok, v.reason) == (False, Reason.BATCH_LIMIT_EXCEEDED)
+    assert v.message.startswith("BatchLimitExceeded: the TEI server accepts at most 16 documents per request")
+    assert "GET /info: max_client_batch_size 16" in v.message
+    assert "up to 32" in v.message
+    assert "Lower spec.publish.maxClientBatchSize to 16 or less" in v.message
+    assert "raise the server's --max-client-batch-size to 32 or more" in v.message
+    assert [(r.method, r.path) for r in server.request_log] == [("GET", "/info")]  # no canary needed
+    # what Milvus would then see: its 32-document batches refused
+    async with httpx.AsyncClient(base_url=server.url, trust_env=False) as c:
+        refused = await c.post("/rerank", json={"query": "q", "texts": ["doc"] * 32})
+    assert refused.status_code == 413
+
+
+async def test_tei_batch_limit_equal_to_the_published_size_passes(standin_factory: Factory) -> None:
+    server = standin_factory(engine="tei", max_client_batch_size=16)
+    v = await probe(server, engine="tei", max_client_batch_size=16)
+    assert v.ok, v.message
+    assert "/info allows 16" in v.message
+    assert (await probe(server, engine="tei", max_client_batch_size=8)).ok  # below the limit: fine too
+
+
+async def test_tei_canary_is_split_like_milvus_below_its_size(standin_factory: Factory) -> None:
+    """publish.maxClientBatchSize 2 < 4 canary documents: TEI runs with --max-client-batch-size 2, and the
+    canary goes out in requests of 2, as Milvus' would; one request of 4 would be refused."""
+    server = standin_factory(engine="tei", max_client_batch_size=2)
+    v = await probe(server, engine="tei", max_client_batch_size=2)
+    assert v.ok, v.message
+    assert v.ranking[0] == DEFAULT_CANARY.expected_top_index
+    assert len(v.scores) == len(DEFAULT_CANARY.documents)
+    assert "(2 requests, as Milvus splits them)" in v.message
+    posts = [r.json()["texts"] for r in server.request_log if r.method == "POST"]
+    assert posts == [list(DEFAULT_CANARY.documents[:2]), list(DEFAULT_CANARY.documents[2:])]
+
+
+async def test_tei_413_on_the_canary_itself_is_batch_limit_exceeded(standin_factory: Factory) -> None:
+    server = standin_factory(engine="tei", max_client_batch_size=2)
+    v = await probe(server, engine="tei")  # no published size: no /info check, one request of 4
+    assert v.reason == Reason.BATCH_LIMIT_EXCEEDED, v.message
+    assert v.status_code == 413
+    assert "at most 2 documents per request (it refused 4 with 413)" in v.message
+    assert [r.path for r in server.request_log] == ["/rerank"]
+
+
+async def test_tei_without_a_readable_info_is_judged_by_the_canary(standin_factory: Factory) -> None:
+    """A gateway in front of TEI may expose /rerank only: the limit is then unverified, not a failure.
+    (The vLLM-mode stand-in answers TEI-shaped bodies on /rerank and 404 on /info.)"""
+    gateway = standin_factory()
+    v = await probe(gateway, engine="tei", max_client_batch_size=32)
+    assert v.ok, v.message
+    assert v.message.endswith("; batch limit not verified (GET /info answered 404)")
+    unauthorized = standin_factory(engine="tei", api_key="right")
+    v = await probe(unauthorized, engine="tei", max_client_batch_size=32, api_key="wrong")
+    assert v.reason == Reason.UNAUTHORIZED  # /info's 401 is not what the verdict reports: the canary's is
+
+
+async def test_tei_truncation(standin_factory: Factory) -> None:
+    """An overlong document fails TEI without truncation (413, not a batch error); --auto-truncate on the
+    server or truncate in the request fixes it, which is why the operator publishes no truncate param."""
+    long_doc = " ".join(["filler"] * 600)
+    canary = Canary("capital of France", ("bananas", "Paris is the capital of France", long_doc), 1)
+    strict = standin_factory(engine="tei")
+    v = await probe(strict, engine="tei", canary=canary, max_client_batch_size=32)
+    assert v.reason == Reason.HTTP_STATUS, v.message
+    assert "413" in v.message and "tokens" in v.message
+    assert (await probe(strict, engine="tei", canary=canary, truncate=True)).ok
+    assert strict.request_log[-1].json()["truncate"] is True
+    auto = standin_factory(engine="tei", auto_truncate=True)
+    assert (await probe(auto, engine="tei", canary=canary, max_client_batch_size=32)).ok
+    assert "truncate" not in auto.request_log[-1].json()
+
+
+async def test_published_tei_function_is_what_the_canary_checks(standin_factory: Factory) -> None:
+    """The app's TEI Function (load_ranker) and the canary agree: Milvus' batches fit the server's limit,
+    or the probe says BatchLimitExceeded; and Milvus Lite is refused a TEI config."""
+    server = standin_factory(engine="tei", max_client_batch_size=16)
+    fits = load_ranker(published_tei_config(server, 16), ["what is the capital of France"])
+    assert fits.params["provider"] == "tei"
+    assert set(fits.params) == {"reranker", "provider", "endpoint", "max_client_batch_size", "queries"}
+    assert (await probe_reranker(target_of(fits), resolver=HostResolver())).ok
+    too_big = load_ranker(published_tei_config(server, 32), ["q"])
+    v = await probe_reranker(target_of(too_big), resolver=HostResolver())
+    assert v.reason == Reason.BATCH_LIMIT_EXCEEDED
+    with pytest.raises(RankerConfigError, match="Milvus Lite cannot call a TEI reranker"):
+        load_ranker(published_tei_config(server, 16), ["q"], target="milvus-lite")

@@ -116,6 +116,29 @@ def test_model_not_listed_and_tei(standin: StandinServer) -> None:
     assert "texts" in standin.request_log[-1].json()
 
 
+def test_tei_batch_limit(standin_factory: Factory) -> None:
+    server = standin_factory(engine="tei", max_client_batch_size=16)
+    code, verdict, _ = cli("--endpoint", server.url, "--engine", "tei", "--max-client-batch-size", "16")
+    assert code == 0, verdict
+    assert [r.path for r in server.request_log] == ["/info", "/rerank"]
+    code, verdict, _ = cli("--endpoint", server.url, "--engine", "tei", "--max-client-batch-size", "32")
+    assert (code, verdict["reason"]) == (1, "BatchLimitExceeded")
+    assert "at most 16" in verdict["message"]
+    assert "up to 32" in verdict["message"]
+    assert "spec.publish.maxClientBatchSize" in verdict["message"]
+
+
+def test_split_canary_and_tei_truncate(standin_factory: Factory) -> None:
+    server = standin_factory(engine="tei", max_client_batch_size=2)
+    code, verdict, _ = cli(
+        "--endpoint", server.url, "--engine", "tei", "--max-client-batch-size", "2", "--truncate"
+    )
+    assert code == 0, verdict
+    posts = [r.json() for r in server.request_log if r.method == "POST"]
+    assert [len(p["texts"]) for p in posts] == [2, 2]
+    assert all(p["truncate"] is True for p in posts)
+
+
 def test_host_overrides_from_environment(standin: StandinServer) -> None:
     env = {HOST_OVERRIDES_ENV: f"rr.team-a.svc.cluster.local:8000=127.0.0.1:{standin.port}"}
     code, verdict, _ = cli("--endpoint", "http://rr.team-a.svc.cluster.local:8000", env=env)
@@ -132,6 +155,9 @@ def test_host_overrides_from_environment(standin: StandinServer) -> None:
         (["--query", "q", "--document", "a", "--expected-top-index", "3"], {}, "out of range"),
         (["--api-key-env", "RR_MISSING_KEY_VAR"], {}, "RR_MISSING_KEY_VAR"),
         (["--timeout", "0"], {}, "timeout"),
+        (["--max-client-batch-size", "0"], {}, "max_client_batch_size"),
+        (["--engine", "tei", "--truncate-prompt-tokens", "256"], {}, "for TEI use truncate"),
+        (["--truncate"], {}, "for vLLM use truncate_prompt_tokens"),
         ([], {HOST_OVERRIDES_ENV: "x=192.0.2.1"}, "not loopback"),
     ],
 )

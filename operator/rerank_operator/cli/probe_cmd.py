@@ -51,7 +51,20 @@ def register(parser: argparse.ArgumentParser) -> None:
         "--truncate-prompt-tokens",
         type=int,
         metavar="N",
-        help="forwarded like Milvus' truncate_prompt_tokens param",
+        help="vLLM: forwarded like Milvus' truncate_prompt_tokens param",
+    )
+    parser.add_argument(
+        "--truncate",
+        action="store_true",
+        default=None,
+        help="TEI: send truncate: true, like Milvus' truncate param",
+    )
+    parser.add_argument(
+        "--max-client-batch-size",
+        type=int,
+        metavar="N",
+        help="the max_client_batch_size Milvus is given: the canary goes out in requests of at most N "
+        "documents, and for TEI GET /info must allow N (else BatchLimitExceeded)",
     )
 
 
@@ -89,6 +102,8 @@ def _target(args: argparse.Namespace) -> ProbeTarget:
             timeout_s=args.timeout,
             max_latency_ms=args.max_latency_ms,
             truncate_prompt_tokens=args.truncate_prompt_tokens,
+            truncate=args.truncate,
+            max_client_batch_size=args.max_client_batch_size,
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None

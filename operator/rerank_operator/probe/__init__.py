@@ -6,7 +6,7 @@ Pure httpx + asyncio, no Kubernetes imports: used by the operator's handlers and
 
 from rerank_operator.probe.canary import DEFAULT_CANARY, Canary
 from rerank_operator.probe.client import probe_reranker, request_body
-from rerank_operator.probe.evaluate import ENGINES, Engine, evaluate_response
+from rerank_operator.probe.evaluate import ENGINES, Answer, Engine, evaluate_answers, evaluate_response
 from rerank_operator.probe.resolver import ENV_VAR as HOST_OVERRIDES_ENV
 from rerank_operator.probe.resolver import HostResolver
 from rerank_operator.probe.target import ProbeTarget, parse_endpoint
@@ -18,12 +18,14 @@ __all__ = [
     "FAILURE_REASONS",
     "HOST_OVERRIDES_ENV",
     "REASONS",
+    "Answer",
     "Canary",
     "Engine",
     "HostResolver",
     "ProbeTarget",
     "ProbeVerdict",
     "Reason",
+    "evaluate_answers",
     "evaluate_response",
     "parse_endpoint",
     "probe_reranker",

@@ -1,10 +1,20 @@
 """Send the canary the way Milvus would and turn whatever happens into a :class:`ProbeVerdict`.
 
 The request mirrors Milvus: ``POST {endpoint}/rerank`` with ``{"query", "documents"}`` (plus
-``truncate_prompt_tokens`` if set) and NO ``model`` field, because Milvus never sends one and relies on
-vLLM serving a single model. Sending the model would prove less: a server that only works when told
-the model name would pass the probe and fail Milvus. The served model name is checked separately
-against ``GET /v1/models``.
+``truncate_prompt_tokens`` if set) for vLLM, ``{"query", "texts"}`` (plus ``truncate`` if set) for TEI,
+and NO ``model`` field, because Milvus never sends one and relies on the server serving a single model.
+Sending the model would prove less: a server that only works when told the model name would pass the
+probe and fail Milvus. The served model name is checked separately against vLLM's ``GET /v1/models``.
+Like Milvus, the documents go out in sequential requests of at most ``max_client_batch_size``.
+
+For TEI with a ``max_client_batch_size``, ``GET /info`` is read first: a server whose
+``max_client_batch_size`` is below the published one refuses (413) every Milvus request bigger than its
+limit, so the probe fails with ``BatchLimitExceeded`` without sending the canary. When ``/info`` cannot be
+read (no such route behind a gateway, a non-200, no or no integer ``max_client_batch_size``) the limit
+is not verified and the canary alone decides: the field is introspection, not part of the rerank API,
+and failing a server that reranks correctly for it would block working setups; the healthy message then
+says the limit was not verified. A 413 with TEI's batch-size error on the canary itself is still
+``BatchLimitExceeded``.
 """
 
 from __future__ import annotations
@@ -22,7 +32,7 @@ from typing import Any
 import httpx
 
 from rerank_operator import __version__
-from rerank_operator.probe.evaluate import evaluate_response
+from rerank_operator.probe.evaluate import Answer, batch_limit_message, evaluate_answers
 from rerank_operator.probe.resolver import HostResolver
 from rerank_operator.probe.target import Endpoint, ProbeTarget, parse_endpoint
 from rerank_operator.probe.verdict import ProbeVerdict, Reason, failed
@@ -58,15 +68,17 @@ def route_for(endpoint: Endpoint, resolver: HostResolver) -> Route:
     )
 
 
-def request_body(target: ProbeTarget) -> dict[str, Any]:
-    """The JSON body Milvus sends for this engine (see the module docstring for why no ``model``)."""
+def request_body(target: ProbeTarget, documents: range | None = None) -> dict[str, Any]:
+    """The JSON body Milvus sends for this engine (see the module docstring for why no ``model``),
+    carrying the canary documents ``documents`` (all of them by default)."""
     canary = target.canary
+    texts = list(canary.documents) if documents is None else [canary.documents[i] for i in documents]
     if target.engine == "tei":
-        body: dict[str, Any] = {"query": canary.query, "texts": list(canary.documents)}
-        if target.truncate_prompt_tokens is not None:
-            body["truncate"] = True  # TEI truncates to the model limit; it takes no token count
+        body: dict[str, Any] = {"query": canary.query, "texts": texts}
+        if target.truncate is not None:
+            body["truncate"] = target.truncate
         return body
-    body = {"query": canary.query, "documents": list(canary.documents)}
+    body = {"query": canary.query, "documents": texts}
     if target.truncate_prompt_tokens is not None:
         body["truncate_prompt_tokens"] = target.truncate_prompt_tokens
     return body
@@ -162,6 +174,25 @@ async def _model_listed(client: httpx.AsyncClient, target: ProbeTarget, route: R
     return target.served_model in ids
 
 
+async def _tei_batch_limit(client: httpx.AsyncClient, target: ProbeTarget, route: Route) -> int | str:
+    """TEI's ``max_client_batch_size`` from ``GET /info``, or why it is unknown (see the module docstring)."""
+    try:
+        status, body, _ = await _send(client, target, route, "GET", "/info")
+    except _TooLarge:
+        return "GET /info answered too large a body"
+    except (httpx.HTTPError, OSError, TimeoutError) as exc:
+        return f"GET /info failed: {type(exc).__name__}"
+    if status != 200:
+        return f"GET /info answered {status}"
+    try:
+        limit = json.loads(body).get("max_client_batch_size")
+    except (ValueError, UnicodeDecodeError, AttributeError):
+        return "GET /info is not a JSON object"
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        return "GET /info has no max_client_batch_size"
+    return limit
+
+
 def redact(verdict: ProbeVerdict, secret: str | None) -> ProbeVerdict:
     """Belt and braces: a server may echo the Authorization header into an error body."""
     if not secret or secret not in verdict.message:
@@ -173,19 +204,46 @@ async def _probe(
     client: httpx.AsyncClient, target: ProbeTarget, endpoint: Endpoint, resolver: HostResolver
 ) -> ProbeVerdict:
     route = route_for(endpoint, resolver)
-    try:
-        status, body, latency_ms = await _send(
-            client, target, route, "POST", "/rerank", json=request_body(target)
-        )
-    except _TooLarge as big:
-        return failed(Reason.MALFORMED_RESPONSE, f"MalformedResponse: {big}", status_code=big.status)
-    except httpx.InvalidURL as exc:
-        return failed(Reason.INVALID_ENDPOINT, f"InvalidEndpoint: {exc}")
-    except (httpx.HTTPError, OSError, TimeoutError) as exc:
-        reason, message = classify_transport_error(exc, target.timeout_s, endpoint.netloc)
-        return failed(reason, message)
-    verdict = evaluate_response(status, body, target.canary, target.engine, latency_ms, target.max_latency_ms)
-    if status != 200:
+    wanted = target.max_client_batch_size
+    note = ""
+    if target.engine == "tei" and wanted is not None:
+        limit = await _tei_batch_limit(client, target, route)
+        if isinstance(limit, str):
+            note = f"; batch limit not verified ({limit})"
+        elif limit < wanted:
+            message = batch_limit_message(limit, wanted, f"GET /info: max_client_batch_size {limit}")
+            return failed(Reason.BATCH_LIMIT_EXCEEDED, message)
+        else:
+            note = f"; /info allows {limit} documents per request"
+    answers: list[Answer] = []
+    latency_ms = 0.0
+    for documents in target.batches():
+        try:
+            status, body, took = await _send(
+                client, target, route, "POST", "/rerank", json=request_body(target, documents)
+            )
+        except _TooLarge as big:
+            return failed(Reason.MALFORMED_RESPONSE, f"MalformedResponse: {big}", status_code=big.status)
+        except httpx.InvalidURL as exc:
+            return failed(Reason.INVALID_ENDPOINT, f"InvalidEndpoint: {exc}")
+        except (httpx.HTTPError, OSError, TimeoutError) as exc:
+            reason, message = classify_transport_error(exc, target.timeout_s, endpoint.netloc)
+            return failed(reason, message)
+        answers.append(Answer(status, body, documents))
+        latency_ms += took
+        if status != 200:
+            break  # a Milvus search fails at its first failing batch
+    verdict = evaluate_answers(
+        answers,
+        target.canary,
+        target.engine,
+        latency_ms,
+        target.max_latency_ms,
+        max_client_batch_size=wanted,
+    )
+    if verdict.ok and note:
+        verdict = replace(verdict, message=verdict.message + note)
+    if answers[-1].status != 200:
         return verdict
     listed = await _model_listed(client, target, route)
     verdict = replace(verdict, model_listed=listed)

@@ -12,7 +12,17 @@ from rerank_operator.probe.evaluate import ENGINES, Engine
 
 @dataclass(frozen=True)
 class ProbeTarget:
-    """A reranker endpoint (``scheme://host:port``, no path: Milvus replaces the path with ``/rerank``)."""
+    """A reranker endpoint (``scheme://host:port``, no path: Milvus replaces the path with ``/rerank``).
+
+    The request options mirror the published Milvus Function's params, so the canary is what Milvus sends:
+
+    * ``truncate_prompt_tokens`` (vLLM only): forwarded in the body, like Milvus' param of that name.
+    * ``truncate`` (TEI only): sent as TEI's ``truncate``, like Milvus' param of that name; ``None`` sends
+      nothing (the server's ``--auto-truncate`` decides).
+    * ``max_client_batch_size``: the published ``max_client_batch_size``. The canary's documents go out in
+      requests of at most this many, as Milvus splits them (``None``: one request). For TEI the server's
+      ``GET /info`` limit is checked against it too (``BatchLimitExceeded`` when it is lower).
+    """
 
     endpoint: str
     canary: Canary = DEFAULT_CANARY
@@ -22,6 +32,8 @@ class ProbeTarget:
     timeout_s: float = 5.0
     max_latency_ms: int | None = None
     truncate_prompt_tokens: int | None = None
+    max_client_batch_size: int | None = None
+    truncate: bool | None = None
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
@@ -32,8 +44,21 @@ class ProbeTarget:
             raise ValueError("max_latency_ms must be positive when set")
         if self.truncate_prompt_tokens is not None and self.truncate_prompt_tokens < -1:
             raise ValueError("truncate_prompt_tokens must be >= -1 (vLLM: -1 means the model's limit)")
+        if self.truncate_prompt_tokens is not None and self.engine != "vllm":
+            raise ValueError("truncate_prompt_tokens is vLLM's; for TEI use truncate")
+        if self.truncate is not None and self.engine != "tei":
+            raise ValueError("truncate is TEI's; for vLLM use truncate_prompt_tokens")
+        batch = self.max_client_batch_size
+        if batch is not None and (isinstance(batch, bool) or not isinstance(batch, int) or batch < 1):
+            raise ValueError(f"max_client_batch_size must be a positive integer, not {batch!r}")
         if self.api_key == "":
             raise ValueError("api_key must be None or non-empty")
+
+    def batches(self) -> list[range]:
+        """The canary documents (by index) each request carries: Milvus' split by max_client_batch_size."""
+        n = len(self.canary.documents)
+        size = self.max_client_batch_size or n
+        return [range(start, min(start + size, n)) for start in range(0, n, size)]
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ class Reason(StrEnum):
     WRONG_TOP_DOCUMENT = "WrongTopDocument"
     SLOW_RESPONSE = "SlowResponse"
     MODEL_NOT_LISTED = "ModelNotListed"
+    BATCH_LIMIT_EXCEEDED = "BatchLimitExceeded"  # TEI's --max-client-batch-size < the published batch size
     INVALID_ENDPOINT = "InvalidEndpoint"
     ENDPOINT_NOT_ALLOWED = "EndpointNotAllowed"
 

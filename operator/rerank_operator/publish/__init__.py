@@ -3,6 +3,7 @@
 from rerank_operator.publish.content import (
     AWAITING_FIRST_PROBE,
     DATA_KEYS,
+    LITE_FUNCTION_KEY,
     PublishedConfig,
     endpoint_for,
     initial_config,
@@ -15,6 +16,7 @@ from rerank_operator.publish.content import (
 __all__ = [
     "AWAITING_FIRST_PROBE",
     "DATA_KEYS",
+    "LITE_FUNCTION_KEY",
     "PublishedConfig",
     "endpoint_for",
     "initial_config",

@@ -805,7 +805,9 @@ class Reconciler:
             served_model=spec.model.effective_served_name,
             timeout_s=spec.probe.timeout_seconds,
             max_latency_ms=spec.probe.max_latency_ms,
-            truncate_prompt_tokens=spec.model.truncate_prompt_tokens,
+            truncate_prompt_tokens=spec.model.truncate_prompt_tokens if spec.engine_kind == "vllm" else None,
+            # the canary goes in Milvus's batches; for TEI the server's /info must allow that many
+            max_client_batch_size=spec.publish.max_client_batch_size,
         )
         verdict = await probe_reranker(target, client=self._http_client(), resolver=self.resolver)
         return verdict.ok, str(verdict.reason), verdict.message, verdict.latency_ms

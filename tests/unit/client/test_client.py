@@ -178,6 +178,7 @@ def test_read_published_fields(ready_data: dict[str, str], not_ready_data: dict[
     assert ready.endpoint == "http://bge-base-reranker.default.svc.cluster.local:8000"
     assert ready.generation == 0
     assert ready.milvus_function["params"]["provider"] == "vllm"
+    assert ready.milvus_lite_function is not None
     assert ready.milvus_lite_function["params"]["provider"] == "cohere"
     assert ready.source == "the given ConfigMap data"
     waiting = read_published(not_ready_data)
@@ -500,3 +501,117 @@ def test_endpoint_override_rejects_paths_and_schemes(ready_data: dict[str, str],
 def test_endpoint_override_is_checked_before_reading(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="Milvus replaces any path"):
         load_ranker(tmp_path / "absent", ["q"], endpoint="http://127.0.0.1:18000/v2")
+
+
+# --- TEI configs (no Milvus Lite Function) ------------------------------------------------------------
+
+# Every param Milvus' TEI provider reads (v2.6.18), plus the two every model ranker has and the app's queries.
+MILVUS_TEI_PARAMS = {
+    "reranker",
+    "provider",
+    "endpoint",
+    "queries",
+    "max_client_batch_size",
+    "truncate",
+    "truncation_direction",
+    "credential",
+}
+
+
+@pytest.fixture
+def tei_pipeline(make_pipeline: Any, tei_spec: dict[str, Any]) -> RerankPipeline:
+    tei_spec["publish"]["credential"] = "tei_key"
+    pipeline: RerankPipeline = make_pipeline(**tei_spec)
+    return pipeline
+
+
+@pytest.fixture
+def tei_ready(tei_pipeline: RerankPipeline) -> dict[str, str]:
+    return initial_config(tei_pipeline).marked(ready=True, reason="Healthy").data()
+
+
+def test_tei_function_has_exactly_milvus_tei_params(tei_ready: dict[str, str]) -> None:
+    from pymilvus.client.prepare import Prepare
+
+    assert "milvus-lite-function.json" not in tei_ready
+    fn = load_ranker(tei_ready, [QUERY, "q2"])
+    assert fn.type == FunctionType.RERANK
+    assert fn.params == {
+        "reranker": "model",
+        "provider": "tei",
+        "endpoint": "http://demo-reranker.search.svc.cluster.local:8080",
+        "max_client_batch_size": 16,
+        "credential": "tei_key",
+        "queries": [QUERY, "q2"],
+    }
+    assert set(fn.params) <= MILVUS_TEI_PARAMS
+    [schema] = Prepare.ranker_to_function_score(fn).functions  # what Milvus receives
+    assert {p.key for p in schema.params} <= MILVUS_TEI_PARAMS
+    assert Function.construct_from_dict(json.loads(json.dumps(fn.to_dict()))) == fn
+
+
+def test_tei_read_published(tei_ready: dict[str, str]) -> None:
+    published = read_published(tei_ready)
+    assert published.provider == "tei"
+    assert published.milvus_lite_function is None
+    assert published.function_dict("milvus")["params"]["provider"] == "tei"
+    with pytest.raises(RankerConfigError, match="Milvus Lite cannot call a TEI reranker"):
+        published.function_dict("milvus-lite")
+
+
+@pytest.mark.parametrize("ready", [True, False])
+def test_milvus_lite_target_refuses_a_tei_config(tei_pipeline: RerankPipeline, ready: bool) -> None:
+    """Permanent, so reported before readiness: waiting for the probe would not help."""
+    data = initial_config(tei_pipeline).marked(ready=ready, reason="Healthy" if ready else "Timeout").data()
+    with pytest.raises(RankerConfigError) as info:
+        load_ranker(data, QUERY, target="milvus-lite", require_ready=True)
+    assert not isinstance(info.value, RankerNotReady)
+    message = str(info.value)
+    assert "Milvus Lite cannot call a TEI reranker" in message
+    assert "target='milvus'" in message
+    assert "vLLM pipeline" in message
+    assert "demo_rerank" in message
+    with pytest.raises(RankerConfigError, match="Milvus Lite cannot call"):
+        load_ranker(data, QUERY, target="milvus-lite", endpoint="http://127.0.0.1:18080")
+
+
+def test_a_lite_key_next_to_a_tei_function_is_still_refused(
+    tei_ready: dict[str, str], ready_data: dict[str, str]
+) -> None:
+    tei_ready["milvus-lite-function.json"] = ready_data["milvus-lite-function.json"]
+    with pytest.raises(RankerConfigError, match="Milvus Lite cannot call a TEI reranker"):
+        load_ranker(tei_ready, QUERY, target="milvus-lite")
+    assert load_ranker(tei_ready, QUERY).params["provider"] == "tei"
+
+
+def test_vllm_config_without_lite_key_is_malformed(ready_data: dict[str, str]) -> None:
+    del ready_data["milvus-lite-function.json"]
+    for target in ("milvus", "milvus-lite"):
+        with pytest.raises(RankerConfigError, match=r"lacks key\(s\) milvus-lite-function\.json.*vLLM"):
+            load_ranker(ready_data, QUERY, target=target)
+
+
+@pytest.mark.parametrize("key", ["endpoint", "model", "ready", "generation", "milvus-function.json"])
+def test_tei_missing_key_is_named(tei_ready: dict[str, str], key: str) -> None:
+    del tei_ready[key]
+    with pytest.raises(RankerConfigError, match=f"lacks key\\(s\\) {key}"):
+        load_ranker(tei_ready, QUERY)
+
+
+def test_tei_directory_source_and_endpoint_override(tmp_path: Path, tei_ready: dict[str, str]) -> None:
+    _write_like_kubelet(tmp_path / "tei-ranker", tei_ready)
+    fn = load_ranker(tmp_path / "tei-ranker", QUERY, endpoint="http://127.0.0.1:18080")
+    assert fn.params["endpoint"] == "http://127.0.0.1:18080"
+    assert fn.params["provider"] == "tei"
+    with pytest.raises(ValueError, match="credential"):
+        load_ranker(tei_ready, QUERY, api_key="secret")  # Milvus sends the credential's key, as for vLLM
+
+
+def test_tei_configmap_via_api(
+    api_server: FakeApiServer, api_client: Any, tei_pipeline: RerankPipeline
+) -> None:
+    config = initial_config(tei_pipeline).marked(ready=True, reason="Healthy")
+    api_server.configmaps[("apps", "tei-ranker")] = render_published_configmap(tei_pipeline, config, "apps")
+    assert load_ranker(("apps", "tei-ranker"), QUERY, kube_client=api_client).params["provider"] == "tei"
+    with pytest.raises(RankerConfigError, match="Milvus Lite cannot call a TEI reranker"):
+        load_ranker(("apps", "tei-ranker"), QUERY, target="milvus-lite", kube_client=api_client)

@@ -1,4 +1,4 @@
-"""evaluate_response: every check, on literal response bodies."""
+"""evaluate_response and evaluate_answers: every check, on literal response bodies (vLLM's and TEI's)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from rerank_operator.probe import DEFAULT_CANARY, Canary, Reason, evaluate_response
+from rerank_operator.probe import DEFAULT_CANARY, Answer, Canary, Reason, evaluate_answers, evaluate_response
 
 CANARY = Canary("capital of france", ("bananas", "paris is the capital of france", "trees"), 1)
 GOOD_SCORES = {0: 0.1, 1: 0.9, 2: 0.2}
@@ -21,8 +21,9 @@ def vllm(scores: dict[int, Any] | list[tuple[Any, Any]], **extra: Any) -> bytes:
     return json.dumps({"id": "rerank-1", "model": "m", "results": results, **extra}).encode()
 
 
-def tei(scores: dict[int, Any]) -> bytes:
-    return json.dumps([{"index": i, "score": s} for i, s in scores.items()]).encode()
+def tei(scores: dict[int, Any] | list[tuple[Any, Any]]) -> bytes:
+    pairs = list(scores.items()) if isinstance(scores, dict) else scores
+    return json.dumps([{"index": i, "score": s} for i, s in pairs]).encode()
 
 
 def judge(body: bytes, status: int = 200, **kw: Any) -> Any:
@@ -226,3 +227,114 @@ def test_error_bodies_lose_control_and_escape_characters() -> None:
     """An answer from an address the pipeline chose is not status material: one printable line."""
     v = judge(b"bad\x1b[31m red\x00 \x07bell\r\nnext\tline\x7f", 502)
     assert v.message == "HTTPStatus 502: bad[31m red bell next line"
+
+
+# --- TEI's bare array gets every check vLLM's results get: they protect Milvus, which scores by position ---
+
+
+@pytest.mark.parametrize(
+    ("pairs", "reason", "detail"),
+    [
+        (
+            [(1, 0.9), (0, 0.1)],
+            Reason.WRONG_RESULT_COUNT,
+            "sent 3 documents but got 2 results",
+        ),  # shifts scores
+        ([(1, 0.9), (0, 0.1), (2, 0.2), (2, 0.3)], Reason.WRONG_RESULT_COUNT, "got 4"),  # panics Milvus
+        ([(1, 0.9), (1, 0.1), (2, 0.2)], Reason.DUPLICATE_INDEX, "document index 1"),
+        ([(1, 0.9), (0, 0.1), (3, 0.2)], Reason.INDEX_OUT_OF_RANGE, "index 3 is outside 0..2"),
+        ([(1, 0.9), (0, 0.1), (-1, 0.2)], Reason.INDEX_OUT_OF_RANGE, "index -1"),
+        ([(1, 0.9), (0, 0.1), ("2", 0.2)], Reason.MALFORMED_RESPONSE, "not an integer"),
+        ([(1, "0.9"), (0, 0.1), (2, 0.2)], Reason.MALFORMED_RESPONSE, "string"),
+        ([(1, math.inf), (0, 0.1), (2, 0.2)], Reason.NON_FINITE_SCORE, "[1]"),
+    ],
+)
+def test_tei_answers_are_checked_like_vllm_ones(
+    pairs: list[tuple[Any, Any]], reason: Reason, detail: str
+) -> None:
+    v = judge(tei(pairs), engine="tei")
+    assert v.reason == reason, v.message
+    assert detail in v.message
+    assert judge(vllm(pairs)).reason == reason  # the same verdict for the same answer in vLLM's shape
+
+
+def test_tei_items_without_score() -> None:
+    body = json.dumps([{"index": 0, "relevance_score": 0.1}]).encode()
+    assert judge(body, engine="tei").reason == Reason.MALFORMED_RESPONSE
+    assert (
+        judge(b'{"results": []}', engine="tei").message
+        == "MalformedResponse: TEI response is not a JSON array"
+    )
+
+
+def test_tei_batch_over_the_limit_is_batch_limit_exceeded() -> None:
+    body = b'{"error": "batch size 3 > maximum allowed batch size 2", "error_type": "Validation"}'
+    v = judge(body, 413, engine="tei")
+    assert (v.ok, v.reason, v.status_code) == (False, Reason.BATCH_LIMIT_EXCEEDED, 413)
+    assert v.message.startswith("BatchLimitExceeded: ")
+    assert "at most 2 documents per request (it refused 3 with 413)" in v.message
+    assert "spec.publish.maxClientBatchSize" in v.message
+    assert "--max-client-batch-size" in v.message
+    published = evaluate_answers([Answer(413, body, range(3))], CANARY, "tei", max_client_batch_size=32)
+    assert "send up to 32" in published.message
+    assert "to 32 or more" in published.message
+    # the lower-case spelling of TEI's OpenAPI examples too
+    lower = b'{"error": "batch size 3 > maximum allowed batch size 2", "error_type": "validation"}'
+    assert judge(lower, 413, engine="tei").reason == Reason.BATCH_LIMIT_EXCEEDED
+
+
+@pytest.mark.parametrize(
+    ("body", "engine"),
+    [
+        (
+            b'{"error": "Input validation error: `inputs` must have less than 512 tokens", "error_type": "Validation"}',
+            "tei",
+        ),
+        (b"payload too large", "tei"),
+        (b'{"error": "batch size 3 > maximum allowed batch size 2"}', "vllm"),  # only TEI speaks that way
+    ],
+)
+def test_other_413s_are_http_status(body: bytes, engine: Any) -> None:
+    v = judge(body, 413, engine=engine)
+    assert v.reason == Reason.HTTP_STATUS
+    assert v.message.startswith("HTTPStatus 413: ")
+
+
+# --- a canary split as Milvus splits it ------------------------------------------------------------------
+
+FOUR = Canary("capital of france", ("bananas", "trees", "paris is the capital of france", "rivers"), 2)
+
+
+def test_split_answers_are_merged_by_canary_index() -> None:
+    answers = [
+        Answer(200, tei({1: 0.2, 0: 0.1}), range(0, 2)),  # each request indexes its own documents from 0
+        Answer(200, tei({0: 0.9, 1: 0.05}), range(2, 4)),
+    ]
+    v = evaluate_answers(answers, FOUR, "tei", latency_ms=7.0)
+    assert v.ok, v.message
+    assert v.scores == (0.1, 0.2, 0.9, 0.05)
+    assert v.ranking == (2, 1, 0, 3)
+    assert "(2 requests, as Milvus splits them)" in v.message
+
+
+def test_each_request_is_checked_against_the_documents_it_carried() -> None:
+    short = [Answer(200, tei({1: 0.2, 0: 0.1}), range(0, 2)), Answer(200, tei({0: 0.9}), range(2, 4))]
+    v = evaluate_answers(short, FOUR, "tei")
+    assert v.reason == Reason.WRONG_RESULT_COUNT
+    assert v.message == "WrongResultCount: sent 2 documents (canary documents 2..3) but got 1 results"
+    # an index valid for the whole canary but not for the request that carried two documents
+    wide = [Answer(200, tei({1: 0.2, 0: 0.1}), range(0, 2)), Answer(200, tei({2: 0.9, 1: 0.05}), range(2, 4))]
+    v = evaluate_answers(wide, FOUR, "tei")
+    assert v.reason == Reason.INDEX_OUT_OF_RANGE
+    assert "outside 0..1 (canary documents 2..3)" in v.message
+
+
+def test_a_failing_request_ends_the_evaluation() -> None:
+    answers = [Answer(200, vllm({1: 0.2, 0: 0.1}), range(0, 2)), Answer(500, b"boom", range(2, 4))]
+    v = evaluate_answers(answers, FOUR)
+    assert (v.reason, v.status_code, v.message) == (Reason.HTTP_STATUS, 500, "HTTPStatus 500: boom")
+
+
+def test_answers_must_cover_the_canary() -> None:
+    with pytest.raises(ValueError, match="cover"):
+        evaluate_answers([Answer(200, tei({1: 0.2, 0: 0.1}), range(0, 2))], FOUR, "tei")

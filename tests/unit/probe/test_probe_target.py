@@ -57,6 +57,12 @@ def test_target_validation_and_secret_repr() -> None:
         ({"timeout_s": float("nan")}, "timeout_s"),
         ({"max_latency_ms": 0}, "max_latency"),
         ({"truncate_prompt_tokens": -2}, "truncate"),
+        ({"truncate_prompt_tokens": 256, "engine": "tei"}, "vLLM's; for TEI use truncate"),
+        ({"truncate": True}, "TEI's; for vLLM use truncate_prompt_tokens"),
+        ({"max_client_batch_size": 0}, "max_client_batch_size"),
+        ({"max_client_batch_size": -3, "engine": "tei"}, "max_client_batch_size"),
+        ({"max_client_batch_size": True}, "max_client_batch_size"),
+        ({"max_client_batch_size": 2.5}, "max_client_batch_size"),
         ({"api_key": ""}, "api_key"),
     ]:
         with pytest.raises(ValueError, match=match):
@@ -78,8 +84,30 @@ def test_request_body_is_what_milvus_sends() -> None:
         "query": "q",
         "texts": ["a", "b"],
     }
-    tei_truncating = ProbeTarget("http://rr:1", canary=canary, engine="tei", truncate_prompt_tokens=-1)
-    assert request_body(tei_truncating) == {"query": "q", "texts": ["a", "b"], "truncate": True}
+    for truncate in (True, False):  # Milvus' truncate param, forwarded as TEI's truncate
+        tei = ProbeTarget("http://rr:1", canary=canary, engine="tei", truncate=truncate)
+        assert request_body(tei) == {"query": "q", "texts": ["a", "b"], "truncate": truncate}
+
+
+CANARY_5 = Canary("q", ("a", "b", "c", "d", "e"), 2)
+
+
+@pytest.mark.parametrize(
+    ("size", "expected"),
+    [
+        (None, [range(0, 5)]),
+        (32, [range(0, 5)]),
+        (5, [range(0, 5)]),
+        (2, [range(0, 2), range(2, 4), range(4, 5)]),
+        (1, [range(i, i + 1) for i in range(5)]),
+    ],
+)
+def test_batches_split_the_canary_as_milvus_does(size: int | None, expected: list[range]) -> None:
+    target = ProbeTarget("http://rr:1", canary=CANARY_5, engine="tei", max_client_batch_size=size)
+    assert target.batches() == expected
+    assert [request_body(target, b)["texts"] for b in target.batches()] == [
+        list(CANARY_5.documents[b.start : b.stop]) for b in expected
+    ]
 
 
 def test_route_without_override_uses_the_endpoint_as_is() -> None:

@@ -26,6 +26,7 @@ DOCUMENTED = {
     "WrongTopDocument",
     "SlowResponse",
     "ModelNotListed",
+    "BatchLimitExceeded",
     "InvalidEndpoint",
     "EndpointNotAllowed",
 }

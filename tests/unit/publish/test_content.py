@@ -1,4 +1,5 @@
-"""The published ConfigMap: endpoint, Milvus and Milvus Lite function params, readiness, status."""
+"""The published ConfigMap: endpoint, Milvus and Milvus Lite function params, readiness, status; for vLLM
+and TEI pipelines, run by the operator or external."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from rerank_operator.models import RerankPipeline
 from rerank_operator.publish import (
     AWAITING_FIRST_PROBE,
     DATA_KEYS,
+    LITE_FUNCTION_KEY,
     PublishedConfig,
     endpoint_for,
     initial_config,
@@ -33,8 +35,21 @@ def function_of(config: PublishedConfig) -> dict[str, Any]:
 
 
 def lite_function_of(config: PublishedConfig) -> dict[str, Any]:
+    assert config.lite_function_json is not None
     out: dict[str, Any] = json.loads(config.lite_function_json)
     return out
+
+
+# Every param Milvus' TEI provider reads (v2.6.18), plus the two every model ranker has; queries is the app's.
+MILVUS_TEI_PARAMS = {
+    "reranker",
+    "provider",
+    "endpoint",
+    "max_client_batch_size",
+    "truncate",
+    "truncation_direction",
+    "credential",
+}
 
 
 # ------------------------------------------------------------------------------------ endpoint
@@ -184,10 +199,9 @@ def test_milvus_lite_function(make_pipeline: MakePipeline) -> None:
 
 
 def test_milvus_lite_model_name_defaults_to_the_model(make_pipeline: MakePipeline) -> None:
-    assert (
-        milvus_lite_function(make_pipeline(), "http://h:1")["params"]["model_name"]
-        == "BAAI/bge-reranker-base"
-    )
+    lite = milvus_lite_function(make_pipeline(), "http://h:1")
+    assert lite is not None
+    assert lite["params"]["model_name"] == "BAAI/bge-reranker-base"
 
 
 def test_milvus_lite_function_has_no_api_key(make_pipeline: MakePipeline, full_spec: dict[str, Any]) -> None:
@@ -323,4 +337,182 @@ def test_publish_endpoint_replaces_the_service_address(make_pipeline: MakePipeli
     config = initial_config(pipeline)
     assert config.endpoint == endpoint
     assert json.loads(config.function_json)["params"]["endpoint"] == endpoint
-    assert json.loads(config.lite_function_json)["params"]["base_url"] == f"{endpoint}/v2"
+    assert lite_function_of(config)["params"]["base_url"] == f"{endpoint}/v2"
+
+
+def test_vllm_configmap_is_exactly_what_it_was(make_pipeline: MakePipeline) -> None:
+    """Golden data of the simplest vLLM pipeline: the TEI and spec.external work changed no byte of it."""
+    data = initial_config(make_pipeline(metadata={"generation": 5})).data()
+    description = "vLLM reranker BAAI/bge-reranker-base managed by rerank-operator (search/demo)"
+    endpoint = "http://demo-reranker.search.svc.cluster.local:8000"
+    head = f'{{\n  "name": "demo_rerank",\n  "description": "{description}",\n  "type": 3,\n'
+    head += '  "input_field_names": [\n    "document"\n  ],\n  "output_field_names": [],\n  "params": {\n'
+    assert list(data.items()) == [
+        ("endpoint", endpoint),
+        ("model", "BAAI/bge-reranker-base"),
+        ("ready", "false"),
+        ("generation", "5"),
+        (
+            "milvus-function.json",
+            head + '    "reranker": "model",\n    "provider": "vllm",\n'
+            f'    "endpoint": "{endpoint}",\n    "max_client_batch_size": 32\n  }}\n}}\n',
+        ),
+        (
+            "milvus-lite-function.json",
+            head + '    "reranker": "model",\n    "provider": "cohere",\n'
+            f'    "model_name": "BAAI/bge-reranker-base",\n    "base_url": "{endpoint}/v2"\n  }}\n}}\n',
+        ),
+        ("reason", "AwaitingFirstProbe"),
+    ]
+
+
+# ------------------------------------------------------------------------------------------- TEI
+def test_tei_function_has_exactly_milvus_tei_params(
+    make_pipeline: MakePipeline, tei_spec: dict[str, Any]
+) -> None:
+    pipeline = make_pipeline(**tei_spec)
+    config = initial_config(pipeline)
+    function = function_of(config)
+    assert set(function) == FUNCTION_KEYS
+    assert function["params"] == {
+        "reranker": "model",
+        "provider": "tei",
+        "endpoint": "http://demo-reranker.search.svc.cluster.local:8080",  # the TEI port, the Service
+        "max_client_batch_size": 16,  # publish.maxClientBatchSize: TEI runs with the same limit
+    }
+    assert set(function["params"]) <= MILVUS_TEI_PARAMS
+    assert (
+        function["description"]
+        == "TEI reranker BAAI/bge-reranker-large managed by rerank-operator (search/demo)"
+    )
+    assert config.model == "bge-large"
+
+
+def test_tei_with_auto_truncate_publishes_no_truncate(
+    make_pipeline: MakePipeline, tei_spec: dict[str, Any]
+) -> None:
+    """The server's --auto-truncate already truncates; TEI takes a request without truncate to mean it."""
+    for auto in (True, False, None):
+        tei_spec["engine"]["autoTruncate"] = auto
+        params = milvus_function(make_pipeline(**tei_spec), "http://h:1")["params"]
+        assert "truncate" not in params, auto
+        assert "truncation_direction" not in params
+        assert "truncate_prompt_tokens" not in params
+
+
+def test_tei_credential_is_published(make_pipeline: MakePipeline, tei_spec: dict[str, Any]) -> None:
+    tei_spec["publish"]["credential"] = "tei_key"
+    params = milvus_function(make_pipeline(**tei_spec), "http://h:1")["params"]
+    assert params["credential"] == "tei_key"
+    assert set(params) <= MILVUS_TEI_PARAMS
+
+
+def test_tei_has_no_milvus_lite_function(make_pipeline: MakePipeline, tei_spec: dict[str, Any]) -> None:
+    pipeline = make_pipeline(metadata={"generation": 2}, **tei_spec)
+    assert milvus_lite_function(pipeline, "http://h:1") is None
+    config = initial_config(pipeline)
+    assert config.lite_function_json is None
+    data = config.data()
+    assert set(data) == set(DATA_KEYS) - {LITE_FUNCTION_KEY}
+    assert list(data) == ["endpoint", "model", "ready", "generation", "milvus-function.json", "reason"]
+    ready = config.marked(ready=True, reason="Healthy").data()
+    assert set(ready) == set(data)  # going ready still changes values only
+    for cm in render_published_configmaps(pipeline, config):
+        assert LITE_FUNCTION_KEY not in cm["data"]
+
+
+def test_tei_status_round_trip_without_a_lite_function(
+    make_pipeline: MakePipeline, tei_spec: dict[str, Any]
+) -> None:
+    config = initial_config(make_pipeline(metadata={"generation": 7}, **tei_spec))
+    status = config.to_status()
+    assert set(status) == {"endpoint", "model", "generation", "functionJson"}
+    back = PublishedConfig.from_status(json.loads(json.dumps(status)), ready=True, reason="Healthy")
+    assert back == config.marked(ready=True, reason="Healthy")
+    # a null left by a merge patch reads as absent
+    assert PublishedConfig.from_status(
+        {**status, "liteFunctionJson": None}, ready=False, reason="r"
+    ) == config.marked(ready=False, reason="r")
+
+
+def test_vllm_status_without_a_lite_function_is_incomplete(make_pipeline: MakePipeline) -> None:
+    """A vLLM config must carry the Milvus Lite Function (apps refuse a ConfigMap without it)."""
+    status = initial_config(make_pipeline()).to_status()
+    del status["liteFunctionJson"]
+    assert PublishedConfig.from_status(status, ready=False, reason="r") is None
+    status["functionJson"] = "not json"  # no provider to go by: incomplete too
+    assert PublishedConfig.from_status(status, ready=False, reason="r") is None
+
+
+def test_pymilvus_sends_milvus_the_tei_params(make_pipeline: MakePipeline, tei_spec: dict[str, Any]) -> None:
+    pymilvus = pytest.importorskip("pymilvus")
+    from pymilvus.client.prepare import Prepare
+
+    tei_spec["publish"]["credential"] = "tei_key"
+    raw = function_of(initial_config(make_pipeline(**tei_spec)))
+    raw["params"]["queries"] = ["what is a reranker?"]
+    function = pymilvus.Function.construct_from_dict(raw)
+    assert function.to_dict() == raw
+    [schema] = Prepare.ranker_to_function_score(function).functions
+    kv = {p.key: p.value for p in schema.params}
+    assert set(kv) == {"reranker", "provider", "endpoint", "max_client_batch_size", "credential", "queries"}
+    assert set(kv) - {"queries"} <= MILVUS_TEI_PARAMS
+    assert (kv["provider"], kv["max_client_batch_size"], kv["credential"]) == ("tei", "16", "tei_key")
+
+
+# ------------------------------------------------------------------------------------ external
+def test_external_vllm_publishes_the_external_endpoint(
+    make_pipeline: MakePipeline, external_spec: dict[str, Any]
+) -> None:
+    pipeline = make_pipeline(**external_spec)
+    endpoint = "http://reranker.kserve.svc.cluster.local:8080"
+    assert endpoint_for(pipeline, "corp.internal") == endpoint  # not a Service of ours
+    config = initial_config(pipeline)
+    assert config.endpoint == endpoint
+    function = function_of(config)
+    assert function["params"] == {
+        "reranker": "model",
+        "provider": "vllm",
+        "endpoint": endpoint,
+        "max_client_batch_size": 32,
+        "truncate_prompt_tokens": 512,
+    }
+    assert function["description"] == (
+        "external vLLM reranker BAAI/bge-reranker-v2-m3 probed by rerank-operator (search/demo)"
+    )
+    lite = lite_function_of(config)
+    assert lite["params"] == {
+        "reranker": "model",
+        "provider": "cohere",
+        "model_name": "bge-m3",
+        "base_url": f"{endpoint}/v2",
+    }
+    assert set(config.data()) == set(DATA_KEYS)
+
+
+def test_external_tei(make_pipeline: MakePipeline, external_spec: dict[str, Any]) -> None:
+    external_spec["external"]["engine"] = "tei"
+    del external_spec["model"]["truncatePromptTokens"]  # vLLM-only
+    external_spec["publish"] = {"maxClientBatchSize": 64}
+    pipeline = make_pipeline(**external_spec)
+    config = initial_config(pipeline)
+    assert function_of(config)["params"] == {
+        "reranker": "model",
+        "provider": "tei",
+        "endpoint": "http://reranker.kserve.svc.cluster.local:8080",
+        "max_client_batch_size": 64,
+    }
+    assert config.lite_function_json is None
+    assert LITE_FUNCTION_KEY not in config.data()
+
+
+def test_no_secret_in_an_external_or_tei_configmap(
+    make_pipeline: MakePipeline, external_spec: dict[str, Any], tei_spec: dict[str, Any]
+) -> None:
+    external_spec["external"]["apiKeySecretRef"] = {"name": "ext-secret-zq3", "key": "ext-key-zq3"}
+    tei_spec["apiKeySecretRef"] = {"name": "tei-secret-zq4", "key": "tei-key-zq4"}
+    for pipeline in (make_pipeline(**external_spec), make_pipeline(**tei_spec)):
+        for cm in render_published_configmaps(pipeline, initial_config(pipeline)):
+            text = json.dumps(cm)
+            for marker in ("zq3", "zq4", "api_key", "secretKeyRef"):
+                assert marker not in text, marker
