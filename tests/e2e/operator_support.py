@@ -94,6 +94,54 @@ def wait_until(
     return procs.wait_until(check, timeout=timeout, what=what, interval=0.5, watch=watch)
 
 
+def wait_ready(
+    cluster: ClusterClient,
+    operator: OperatorProcess,
+    name: str,
+    namespace: str,
+    *,
+    timeout: float,
+    describe: Callable[[], str] | None = None,
+) -> dict[str, Any]:
+    """The pipeline once ``Ready=True``; on a timeout, fail with its last status (and ``describe()``)."""
+    seen: list[dict[str, Any] | None] = [None]
+
+    def ready() -> dict[str, Any] | None:
+        obj = seen[0] = get_json(cluster, "rrp", name, "-n", namespace)
+        c = condition(obj, "Ready")
+        return obj if c and c["status"] == "True" else None
+
+    try:
+        result: dict[str, Any] = wait_until(
+            ready, timeout=timeout, what=f"{namespace}/{name} Ready=True", operator=operator
+        )
+    except SandboxTimeout as exc:
+        status = json.dumps((seen[0] or {}).get("status"), indent=1)
+        extra = f"\n{describe()}" if describe is not None else ""
+        raise AssertionError(f"{namespace}/{name} status at timeout:\n{status}{extra}\n{exc}") from None
+    return result
+
+
+@contextlib.contextmanager
+def operator_for(
+    cluster: ClusterClient, namespaces: Iterable[str], overrides: dict[str, str], log_dir: Path
+) -> Iterator[OperatorProcess]:
+    """A started operator for a module's own namespaces (created first); at the end its pipelines are
+    deleted, the operator stopped and the namespaces removed."""
+    names = list(namespaces)
+    for ns in names:
+        cluster.create_namespace(ns)
+    op = OperatorProcess(cluster, log_dir, overrides)
+    op.start()
+    try:
+        yield op
+    finally:
+        for ns in names:
+            cluster.kubectl("delete", "rrp", "--all", "-n", ns, "--wait=false", check=False)
+        op.stop()
+        cluster.delete_namespaces(*names)
+
+
 def get_json(cluster: ClusterClient, *args: str) -> dict[str, Any] | None:
     proc = cluster.kubectl("get", *args, "-o", "json", check=False)
     if proc.returncode != 0:

@@ -21,7 +21,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from operator_support import OperatorProcess, condition, get_json, pipeline_manifest, service_host, wait_until
+from operator_support import (
+    OperatorProcess,
+    condition,
+    get_json,
+    operator_for,
+    pipeline_manifest,
+    service_host,
+    wait_until,
+)
 
 from rerank_operator.models import RerankPipeline
 from rerank_operator.render import revision
@@ -65,17 +73,10 @@ def operator(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[OperatorProcess]:
     good, bad = standins
-    cluster.create_namespace(NS)
     overrides = {service_host(n, NS): f"127.0.0.1:{good.port}" for n in (SWITCH, FAILING, ADOPT, KILLED)}
     overrides[f"{FAILING}-{revision_of(BAD)}.{NS}.svc.cluster.local:8000"] = f"127.0.0.1:{bad.port}"
-    op = OperatorProcess(cluster, tmp_path_factory.mktemp("bluegreen-operator-logs"), overrides)
-    op.start()
-    try:
+    with operator_for(cluster, [NS], overrides, tmp_path_factory.mktemp("bluegreen-operator-logs")) as op:
         yield op
-    finally:
-        cluster.kubectl("delete", "rrp", "--all", "-n", NS, "--wait=false", check=False)
-        op.stop()
-        cluster.delete_namespaces(NS)
 
 
 @dataclass

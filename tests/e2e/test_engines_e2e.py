@@ -15,14 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from operator_support import (
-    OperatorProcess,
-    condition,
-    get_json,
-    names_of,
-    service_host,
-    wait_until,
-)
+from operator_support import OperatorProcess, get_json, names_of, operator_for, service_host, wait_ready
 
 from rerank_operator.models import DEFAULT_TEI_IMAGE
 from rerank_operator.sandbox import ClusterClient, KubectlError
@@ -58,19 +51,12 @@ def operator(
     external: StandinServer,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[OperatorProcess]:
-    cluster.create_namespace(NS)
     overrides = {
         service_host("tei", NS): f"127.0.0.1:{tei.port}",
         EXTERNAL_AUTHORITY: f"127.0.0.1:{external.port}",
     }
-    op = OperatorProcess(cluster, tmp_path_factory.mktemp("operator-logs"), overrides)
-    op.start()
-    try:
+    with operator_for(cluster, [NS], overrides, tmp_path_factory.mktemp("operator-logs")) as op:
         yield op
-    finally:
-        cluster.kubectl("delete", "rrp", "--all", "-n", NS, "--wait=false", check=False)
-        op.stop()
-        cluster.delete_namespaces(NS)
 
 
 def manifest(name: str, spec: dict[str, Any]) -> dict[str, Any]:
@@ -80,16 +66,6 @@ def manifest(name: str, spec: dict[str, Any]) -> dict[str, Any]:
         "metadata": {"name": name, "namespace": NS},
         "spec": {"probe": PROBE, **spec},
     }
-
-
-def wait_ready(cluster: ClusterClient, op: OperatorProcess, name: str) -> dict[str, Any]:
-    def ready() -> dict[str, Any] | None:
-        obj = get_json(cluster, "rrp", name, "-n", NS)
-        c = condition(obj, "Ready")
-        return obj if c and c["status"] == "True" else None
-
-    result: dict[str, Any] = wait_until(ready, timeout=READY_TIMEOUT, what=f"{NS}/{name} Ready", operator=op)
-    return result
 
 
 def published(cluster: ClusterClient, name: str) -> dict[str, str]:
@@ -107,7 +83,7 @@ def test_a_tei_pipeline_reaches_ready_and_publishes_provider_tei(
         "publish": {"maxClientBatchSize": TEI_BATCH},
     }
     cluster.apply(manifest("tei", spec))
-    obj = wait_ready(cluster, operator, "tei")
+    obj = wait_ready(cluster, operator, "tei", NS, timeout=READY_TIMEOUT)
 
     active = obj["status"]["revisions"]["active"]  # the default rollout: BlueGreen, as for vLLM
     deployment = get_json(cluster, "deployment", f"tei-{active}", "-n", NS)
@@ -136,7 +112,7 @@ def test_an_external_pipeline_reaches_ready_without_any_workload(
         "external": {"endpoint": EXTERNAL, "apiKeySecretRef": {"name": "ext-key", "key": "token"}},
     }
     cluster.apply(manifest("ext", spec))
-    obj = wait_ready(cluster, operator, "ext")
+    obj = wait_ready(cluster, operator, "ext", NS, timeout=READY_TIMEOUT)
 
     assert obj["status"]["endpoint"] == EXTERNAL
     assert "replicas" not in obj["status"]

@@ -17,7 +17,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from operator_support import OperatorProcess, condition, get_json, pipeline_manifest, service_host, wait_until
+from operator_support import (
+    OperatorProcess,
+    get_json,
+    pipeline_manifest,
+    service_host,
+    wait_ready,
+    wait_until,
+)
 
 from rerank_operator.sandbox import ClusterClient
 from rerank_operator.standin.server import StandinServer
@@ -120,13 +127,7 @@ def operator(
 
 
 def ready(cluster: ClusterClient, op: OperatorProcess, name: str) -> dict[str, Any]:
-    def check() -> dict[str, Any] | None:
-        obj = get_json(cluster, "rrp", name, "-n", NS)
-        c = condition(obj, "Ready")
-        return obj if c and c["status"] == "True" else None
-
-    result: dict[str, Any] = wait_until(check, timeout=TIMEOUT, what=f"{name} Ready", operator=op)
-    return result
+    return wait_ready(cluster, op, name, NS, timeout=TIMEOUT)
 
 
 def canaries(standin: StandinServer) -> int:

@@ -27,10 +27,11 @@ from operator_support import (
     service_host,
     wait_until,
 )
+from operator_support import wait_ready as support_wait_ready
 
 from rerank_operator.models import RerankPipeline
 from rerank_operator.render import revision
-from rerank_operator.sandbox import ClusterClient, SandboxTimeout
+from rerank_operator.sandbox import ClusterClient
 from rerank_operator.standin.server import StandinServer
 
 SUFFIX = uuid.uuid4().hex[:6]
@@ -82,23 +83,9 @@ def rrp(cluster: ClusterClient, name: str, ns: str) -> dict[str, Any] | None:
 
 
 def wait_ready(cluster: ClusterClient, op: OperatorProcess, name: str, ns: str) -> dict[str, Any]:
-    seen: list[dict[str, Any] | None] = [None]
-
-    def ready() -> dict[str, Any] | None:
-        obj = seen[0] = rrp(cluster, name, ns)
-        c = condition(obj, "Ready")
-        return obj if c and c["status"] == "True" else None
-
-    try:
-        result: dict[str, Any] = wait_until(
-            ready, timeout=READY_TIMEOUT, what=f"{ns}/{name} Ready=True", operator=op
-        )
-    except SandboxTimeout as exc:
-        status = json.dumps((seen[0] or {}).get("status"), indent=1)
-        raise AssertionError(
-            f"{ns}/{name} status at timeout:\n{status}\n{workload_summary(cluster, name, ns)}\n{exc}"
-        ) from None
-    return result
+    return support_wait_ready(
+        cluster, op, name, ns, timeout=READY_TIMEOUT, describe=lambda: workload_summary(cluster, name, ns)
+    )
 
 
 def workload_summary(cluster: ClusterClient, name: str, ns: str) -> str:

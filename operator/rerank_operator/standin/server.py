@@ -232,6 +232,21 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._json(404, {"detail": "Not Found"})
 
+    def _answer_fault(self) -> int | None:
+        """The faults both protocols answer alike, before reading the request: the status recorded for
+        the answer given (0 for none), or None when the request is to be served."""
+        owner, fault = self.owner, self.owner.fault
+        if fault.mode is FaultMode.SLOW and owner._sleep(fault.delay_s):
+            self.close_connection = True  # stopped while "computing": like a killed pod
+            return 0
+        if fault.mode is FaultMode.INVALID_JSON:
+            self._reply(200, b"<html><body>502 Bad Gateway</body></html>")
+            return 200
+        if fault.mode is FaultMode.MALFORMED:
+            self._json(200, {"id": "rerank-malformed", "model": owner.served_model, "data": []})
+            return 200
+        return None
+
     def _rerank(self, path: str, body: bytes) -> None:
         owner, fault = self.owner, self.owner.fault
         if fault.mode is FaultMode.DROP:
@@ -247,20 +262,12 @@ class _Handler(BaseHTTPRequestHandler):
         owner.metrics.started()
         started, status, tokens, tei = time.perf_counter(), 500, 0, False
         try:
-            if fault.mode is FaultMode.SLOW and owner._sleep(fault.delay_s):
-                self.close_connection = True  # stopped while "computing": like a killed pod
-                status = 0
+            answered = self._answer_fault()
+            if answered is not None:
+                status = answered
                 return
             if fault.mode is FaultMode.HTTP500:
                 raise protocol.ApiError(500, "stand-in fault http500: simulated engine failure")
-            if fault.mode is FaultMode.INVALID_JSON:
-                status = 200
-                self._reply(200, b"<html><body>502 Bad Gateway</body></html>")
-                return
-            if fault.mode is FaultMode.MALFORMED:
-                status = 200
-                self._json(200, {"id": "rerank-malformed", "model": owner.served_model, "data": []})
-                return
             try:
                 data = json.loads(body)
             except ValueError as exc:
@@ -332,17 +339,9 @@ class _Handler(BaseHTTPRequestHandler):
         owner.metrics.started()
         started, status, tokens = time.perf_counter(), 500, 0
         try:
-            if fault.mode is FaultMode.SLOW and owner._sleep(fault.delay_s):
-                self.close_connection = True
-                status = 0
-                return
-            if fault.mode is FaultMode.INVALID_JSON:
-                status = 200
-                self._reply(200, b"<html><body>502 Bad Gateway</body></html>")
-                return
-            if fault.mode is FaultMode.MALFORMED:
-                status = 200
-                self._json(200, {"id": "rerank-malformed", "model": owner.served_model, "data": []})
+            answered = self._answer_fault()
+            if answered is not None:
+                status = answered
                 return
             if not tei.is_json_content_type(self.headers.get("Content-Type")):
                 raise tei.content_type_rejection()

@@ -239,15 +239,15 @@ def test_dev_shm_is_a_memory_empty_dir(make_pipeline: MakePipeline) -> None:
     assert volumes_by_name(d)["dshm"]["emptyDir"]["sizeLimit"] == "8Gi"
 
 
-@pytest.mark.parametrize(
-    ("cache", "source"),
-    [
-        ({}, {"emptyDir": {}}),
-        ({"pvc": {"size": "10Gi"}}, {"persistentVolumeClaim": {"claimName": "demo-model-cache"}}),
-        ({"existingClaim": "shared-hf"}, {"persistentVolumeClaim": {"claimName": "shared-hf"}}),
-    ],
-    ids=["emptyDir", "pvc", "existingClaim"],
-)
+# modelCache -> the pod's model-cache volume source (the same for both engines)
+CACHE_SOURCES: list[tuple[dict[str, Any], dict[str, Any]]] = [
+    ({}, {"emptyDir": {}}),
+    ({"pvc": {"size": "10Gi"}}, {"persistentVolumeClaim": {"claimName": "demo-model-cache"}}),
+    ({"existingClaim": "shared-hf"}, {"persistentVolumeClaim": {"claimName": "shared-hf"}}),
+]
+
+
+@pytest.mark.parametrize(("cache", "source"), CACHE_SOURCES, ids=["emptyDir", "pvc", "existingClaim"])
 def test_model_cache_is_mounted_at_the_hf_cache(
     make_pipeline: MakePipeline, cache: dict[str, Any], source: dict[str, Any]
 ) -> None:
@@ -536,15 +536,7 @@ def test_vllm_has_no_separate_metrics_port(make_pipeline: MakePipeline) -> None:
     assert [p["name"] for p in container(render_deployment(make_pipeline()))["ports"]] == ["http"]
 
 
-@pytest.mark.parametrize(
-    ("cache", "source"),
-    [
-        ({}, {"emptyDir": {}}),
-        ({"pvc": {"size": "10Gi"}}, {"persistentVolumeClaim": {"claimName": "demo-model-cache"}}),
-        ({"existingClaim": "shared-hf"}, {"persistentVolumeClaim": {"claimName": "shared-hf"}}),
-    ],
-    ids=["emptyDir", "pvc", "existingClaim"],
-)
+@pytest.mark.parametrize(("cache", "source"), CACHE_SOURCES, ids=["emptyDir", "pvc", "existingClaim"])
 def test_tei_model_cache_is_mounted_at_data(
     make_pipeline: MakePipeline, cache: dict[str, Any], source: dict[str, Any]
 ) -> None:
