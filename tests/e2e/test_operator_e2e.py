@@ -123,7 +123,6 @@ def test_apply_example_with_kubectl(cluster: ClusterClient, operator: OperatorPr
     assert obj["status"]["revisions"]["active"] == rev
     for kind, name in (
         ("deployment", f"bge-base-{rev}"),
-        ("service", f"bge-base-{rev}"),  # the revision's own, for its canary
         ("service", "bge-base-reranker"),  # the endpoint, selecting that revision
         ("configmap", "bge-base-ranker"),
     ):
@@ -135,6 +134,8 @@ def test_apply_example_with_kubectl(cluster: ClusterClient, operator: OperatorPr
         for key in ("name", "instance", "component", "managed-by"):
             assert f"app.kubernetes.io/{key}" in labels
 
+    # a first revision takes the stable Service at once: no Service of its own (that is for candidates)
+    assert get_json(cluster, "service", f"bge-base-{rev}", "-n", ns) is None
     pods = get_json(cluster, "pods", "-n", ns, "-l", "app.kubernetes.io/instance=bge-base")
     assert pods is not None and pods["items"], "no reranker pods"
     nodes = {n["metadata"]["name"]: n for n in (get_json(cluster, "nodes") or {}).get("items", [])}

@@ -234,10 +234,13 @@ class Reconciler:
         desired = initial_config(pipeline, self.config.cluster_domain)  # what this spec would publish
         state.probe_interval_seconds = spec.probe.interval_seconds
         state.publish_targets = frozenset(publish_namespaces(pipeline))
-        plan = await self._plan(pipeline, reads) if blue_green(pipeline) else None
+        plan = await self._plan(pipeline, state, reads) if blue_green(pipeline) else None
         apply_errors: list[str] = []
+        stable_refused = False  # the stable Service is not as the plan has it (someone else's, or rejected)
         if plan is not None and plan.stable is not None:  # before a candidate's pods can exist
-            apply_errors += await self._apply_stable(pipeline, plan, state, reads)
+            problems = await self._apply_stable(pipeline, plan, state, reads)
+            apply_errors += problems
+            stable_refused = bool(problems)
         manifests, not_installed = await self._installed(self._manifests(pipeline, plan))
         errors, applied, foreign = await self._apply_all(pipeline, manifests, state, reads, plan)
         apply_errors += errors
@@ -273,6 +276,8 @@ class Reconciler:
             self._judge_revision(state, plan)
         tracker = state.tracker
         verdict_ok = False
+        if stable_refused and not candidate:
+            probe = False  # the endpoint is not ours to vouch for: nothing goes through it
         if probe and self._probe_due(state, pipeline, workload):
             verdict_ok = await self._probe_round(pipeline, probe_endpoint, workload, state, reads)
 
@@ -353,16 +358,22 @@ class Reconciler:
         await self._write_status(raw, state, status, published_note=published_note)
 
     # ------------------------------------------------------------------------------ BlueGreen
-    async def _plan(self, pipeline: RerankPipeline, reads: Reads) -> RevisionPlan:
+    async def _plan(self, pipeline: RerankPipeline, state: PipelineState, reads: Reads) -> RevisionPlan:
         """The rollout as the stable Service and the pipeline's own Deployments record it."""
         ns = pipeline.namespace
         stable = await reads.get("Service", ns, child_names(pipeline).service)
+        fresh = stable is None and state.published is None
         if stable is not None and not self._claim(pipeline, stable).ours:
             stable = None  # someone else's: reported by its apply, never read as our record
         deployments = [d for d in await reads.deployments(ns, pipeline.name) if self._claim(pipeline, d).ours]
         pods = await reads.pods(ns, pipeline.name, selector_labels(pipeline))
         return plan_revisions(
-            pipeline, stable=stable, deployments=deployments, pods=pods, now=datetime.now(UTC)
+            pipeline,
+            stable=stable,
+            deployments=deployments,
+            pods=pods,
+            now=datetime.now(UTC),
+            fresh=fresh,
         )
 
     def _manifests(self, pipeline: RerankPipeline, plan: RevisionPlan | None) -> list[dict[str, Any]]:
@@ -380,6 +391,8 @@ class Reconciler:
                 continue
             if plan.waiting is not None and name in (names.deployment, names.revision_service):
                 continue
+            if not plan.candidate and kind == "Service" and name == names.revision_service:
+                continue  # only a candidate's canary needs its own Service: the active one's is the stable
             if kind in (HPA_KIND, KEDA_KIND):
                 manifest = render_autoscaler(pipeline, plan.scale_target) or manifest
             out.append(manifest)

@@ -8,7 +8,11 @@ reads it back instead of remembering it:
   when their drain ends. The switch writes both in one apply, so no crash can lose a drain.
 
 Every other Deployment of the pipeline is the **candidate** (the current spec's revision, while it is
-not active) or a candidate that was replaced before it ever served: deleted at once.
+not active) or a candidate that was replaced before it ever served: deleted at once. A revision with
+nothing before it (no stable Service, no other Deployment, nothing ever published) is active from the
+start: the gate exists to
+keep an older revision's traffic away from an unproven one, and there is none; what is published still
+waits for its canary.
 
 A Deployment from before BlueGreen (``<name>-reranker``, rolled in place, selected by the base labels)
 is adopted as the active workload: the stable Service is first pinned to its pods' ``pod-template-hash``
@@ -112,11 +116,13 @@ def plan_revisions(
     deployments: Sequence[Mapping[str, Any]],
     pods: Sequence[Mapping[str, Any]],
     now: datetime,
+    fresh: bool,
 ) -> RevisionPlan:
     """What the stable Service selects and which Deployments go, from what is live.
 
     ``deployments``: the pipeline's own Deployments (ownership checked by the caller); ``pods``: all of
-    its pods (the base selector)."""
+    its pods (the base selector); ``fresh``: nothing of the pipeline was ever reachable at the stable
+    endpoint (no config was ever published, and no object of anyone's has the stable Service's name)."""
     desired = revision(pipeline)
     desired_deployment = revision_name(pipeline.name, desired)
     by_name = {str(d["metadata"]["name"]): d for d in deployments}
@@ -160,6 +166,11 @@ def plan_revisions(
         remove.append(name)
     if waiting is not None:  # nothing starts or goes while the adopted Deployment rolls
         return RevisionPlan(desired, desired_deployment, active, None, retiring, [], waiting)
+    if fresh and set(by_name) <= {desired_deployment}:
+        # a first revision: no stable Service, no other Deployment, and no app was ever given the endpoint.
+        # The gate protects no traffic, so it takes the stable Service at once (no revision Service, no
+        # switch: one write less per pipeline); publishing still waits for its canary.
+        active = Active(desired_deployment, desired, {REVISION_LABEL: desired})
     stable_extra = pin if pin is not None else (dict(active.selector) if active is not None else None)
     return RevisionPlan(desired, desired_deployment, active, stable_extra, retiring, remove)
 

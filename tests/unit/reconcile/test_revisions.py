@@ -72,8 +72,12 @@ def plan(
     deployments: list[dict[str, Any]] | None = None,
     pods: list[dict[str, Any]] | None = None,
     now: datetime = NOW,
+    fresh: bool = False,
 ) -> RevisionPlan:
-    return plan_revisions(pipeline, stable=service, deployments=deployments or [], pods=pods or [], now=now)
+    """The plan; by default for a pipeline whose endpoint was reachable before (the gated path)."""
+    return plan_revisions(
+        pipeline, stable=service, deployments=deployments or [], pods=pods or [], now=now, fresh=fresh
+    )
 
 
 def rev_deployment(pipeline: RerankPipeline) -> dict[str, Any]:
@@ -82,7 +86,36 @@ def rev_deployment(pipeline: RerankPipeline) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------ the three states
-def test_new_pipeline_starts_its_first_revision_as_the_candidate(make_pipeline: MakePipeline) -> None:
+def test_a_new_pipeline_s_first_revision_takes_the_stable_service_at_once(make_pipeline: MakePipeline) -> None:
+    """Nothing serves, nothing else runs, nothing was published: no traffic for the gate to protect."""
+    pipeline = make_pipeline()
+    rev = revision(pipeline)
+    for deployments in ([], [rev_deployment(pipeline)]):  # before and after its Deployment exists
+        p = plan(pipeline, deployments=deployments, fresh=True)
+        assert p.active == Active(f"demo-{rev}", rev, {REVISION_LABEL: rev})
+        assert p.candidate is False
+        assert p.stable == {REVISION_LABEL: rev}  # written before the Deployment: no switch later
+        assert p.remove == [] and p.retiring == {}
+        assert p.scale_target == p.desired_deployment
+
+
+@pytest.mark.parametrize("why", ["not-fresh", "another-deployment"])
+def test_the_first_revision_shortcut_needs_both(make_pipeline: MakePipeline, why: str) -> None:
+    """A stable endpoint apps were given (or someone else's object at its name), or another revision still
+    running: the candidate goes through the gate."""
+    pipeline = make_pipeline()
+    old = make_pipeline(model=OLD_MODEL)
+    kwargs: dict[str, Any] = {"deployments": [rev_deployment(pipeline)], "fresh": True}
+    if why == "not-fresh":
+        kwargs["fresh"] = False
+    else:
+        kwargs["deployments"].append(rev_deployment(old))
+    p = plan(pipeline, **kwargs)
+    assert p.candidate is True
+    assert p.active is None or p.active.revision != revision(pipeline)
+
+
+def test_a_gated_first_revision_is_the_candidate(make_pipeline: MakePipeline) -> None:
     pipeline = make_pipeline()
     p = plan(pipeline)
     assert p.desired == revision(pipeline)
