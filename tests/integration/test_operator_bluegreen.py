@@ -21,6 +21,7 @@ from kmock_support import (
     Harness,
     consistently,
     eventually,
+    passes,
     pipeline_spec,
 )
 
@@ -117,6 +118,11 @@ async def test_the_autoscaler_follows_the_active_revision(start_operator: Any) -
     assert h.must(HPAS, "rr-reranker")["spec"]["scaleTargetRef"]["name"] == f"rr-{old}"
     await h.patch(DEPLOYMENTS, f"rr-{old}", {"spec": {"replicas": 3}})  # the HPA scaled it
     await h.play_deployment_controller("rr", deployment=f"rr-{old}")
+
+    def scaled() -> None:  # the operator has seen the scale (its view is watch-fed) before the spec changes
+        assert h.status("rr")["replicas"] == 3
+
+    await passes(scaled, within=10, message="the scale observed")
 
     await h.update_spec("rr", {"model": second["model"]})
     candidate = await h.wait_deployment("rr", deployment=f"rr-{new}")
