@@ -65,14 +65,28 @@ def owning_pipeline(namespace: str, labels: Mapping[str, str]) -> tuple[str, str
     return labels.get(PIPELINE_NAMESPACE_LABEL) or namespace, name
 
 
+# What a pass reads of a pod (the pods are the Deployment controller's, never written by the operator):
+# its identity, labels and annotations (revision, config hash), whether it is going away, and its status
+# (phase, conditions, why a container waits).
+_POD_METADATA = ("name", "namespace", "uid", "resourceVersion", "labels", "annotations", "deletionTimestamp")
+_POD_CONTAINER_STATUS = ("name", "ready", "state", "restartCount")
+
+
 def slim(kind: str, body: Mapping[str, Any]) -> dict[str, Any]:
-    """What the index keeps of an object: everything a pass reads. Pods lose their managedFields
-    (nothing reads them, and pods are the most numerous); other kinds keep them for ownership and the
-    replica handover."""
-    out: dict[str, Any] = plain(body)
-    if kind == "Pod":
-        out.get("metadata", {}).pop("managedFields", None)
-    return out
+    """What the index keeps of an object: everything a pass reads. Pods, the most numerous, keep only
+    what the pass reads of them (no spec, no managedFields); other kinds are kept whole, managedFields
+    included, for the drift check, ownership and the replica handover."""
+    if kind != "Pod":
+        out: dict[str, Any] = plain(body)
+        return out
+    meta = body.get("metadata") or {}
+    status = body.get("status") or {}
+    kept_status: dict[str, Any] = {k: plain(status[k]) for k in ("phase", "conditions") if k in status}
+    if "containerStatuses" in status:
+        kept_status["containerStatuses"] = [
+            {k: plain(cs[k]) for k in _POD_CONTAINER_STATUS if k in cs} for cs in status["containerStatuses"]
+        ]
+    return {"metadata": {k: plain(meta[k]) for k in _POD_METADATA if k in meta}, "status": kept_status}
 
 
 def plain(value: Any) -> Any:

@@ -86,7 +86,9 @@ def rev_deployment(pipeline: RerankPipeline) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------ the three states
-def test_a_new_pipeline_s_first_revision_takes_the_stable_service_at_once(make_pipeline: MakePipeline) -> None:
+def test_a_new_pipeline_s_first_revision_takes_the_stable_service_at_once(
+    make_pipeline: MakePipeline,
+) -> None:
     """Nothing serves, nothing else runs, nothing was published: no traffic for the gate to protect."""
     pipeline = make_pipeline()
     rev = revision(pipeline)

@@ -82,13 +82,42 @@ def test_index_keys_and_owners() -> None:
     assert owning_pipeline("ml", {}) is None
 
 
-def test_slim_pods_drop_managed_fields_only() -> None:
+def test_slim_pods_keep_only_what_a_pass_reads() -> None:
+    waiting = {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off"}}
     pod = {
-        "metadata": {"name": "p", "managedFields": [{"manager": "kubelet"}]},
-        "status": {"phase": "Running"},
+        "metadata": {
+            "name": "p",
+            "namespace": "ml",
+            "uid": "u",
+            "resourceVersion": "7",
+            "labels": {"rerank.dev/revision": "abc"},
+            "annotations": {"rerank.dev/config-hash": "h"},
+            "deletionTimestamp": "t",
+            "managedFields": [{"manager": "kubelet"}],
+            "ownerReferences": [{"kind": "ReplicaSet"}],
+        },
+        "spec": {"containers": [{"name": "vllm", "args": ["--model", "m"]}], "nodeName": "n"},
+        "status": {
+            "phase": "Running",
+            "conditions": [{"type": "Ready", "status": "True"}],
+            "containerStatuses": [{"name": "vllm", "ready": False, "state": waiting, "imageID": "sha256:x"}],
+            "podIP": "10.0.0.1",
+        },
     }
-    assert slim("Pod", pod) == {"metadata": {"name": "p"}, "status": {"phase": "Running"}}
+    kept = slim("Pod", pod)
+    assert kept == {
+        "metadata": {
+            k: v for k, v in pod["metadata"].items() if k not in ("managedFields", "ownerReferences")
+        },
+        "status": {
+            "phase": "Running",
+            "conditions": [{"type": "Ready", "status": "True"}],
+            "containerStatuses": [{"name": "vllm", "ready": False, "state": waiting}],
+        },
+    }
+    assert slim("Pod", {}) == {"metadata": {}, "status": {}}
     assert slim("Deployment", pod)["metadata"]["managedFields"] == [{"manager": "kubelet"}]
+    assert slim("Deployment", pod)["spec"] == pod["spec"]  # the drift check compares the whole spec
     assert "managedFields" in pod["metadata"]  # the watched body itself is left alone
 
 
