@@ -694,10 +694,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     operator_env = dict(kv.split("=", 1) for kv in args.operator_env)
     log(
         f"{n} pipelines in {len(namespaces)} namespace(s); {gpu_nodes} fake GPU nodes x {args.gpus_per_node} GPUs"
+        + ("; controller-manager and scheduler without client rate limits" if args.disable_qps_limits else "")
     )
     sandbox_timeout = max(90.0, 60.0 + 0.2 * len(nodes))
     with Sandbox(
-        crds=default_crds_dir(), nodes=nodes, keep_workdir=args.keep or None, timeout=sandbox_timeout
+        crds=default_crds_dir(),
+        nodes=nodes,
+        keep_workdir=args.keep or None,
+        timeout=sandbox_timeout,
+        disable_qps_limits=args.disable_qps_limits,
     ) as sb:
         log(f"sandbox up in {sb.timings.get('total', 0):.1f}s (workdir {sb.workdir})")
         sb.apply(attribution_manifests(list(buckets.values())))
@@ -1021,6 +1026,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=[],
         metavar="KEY=VALUE",
         help="extra environment for the operator, e.g. RERANK_OPERATOR_RESYNC_SECONDS=10 (default: its own defaults)",
+    )
+    parser.add_argument(
+        "--disable-qps-limits",
+        action="store_true",
+        help="lift the sandbox controller-manager's and scheduler's client rate limits (20 and 50 requests/s), "
+        "as kwokctl --disable-qps-limits does: at N=1000 they, not the operator, bound the time to Ready",
     )
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     parser.add_argument("--keep", action="store_true", help="keep the sandbox workdir (logs) afterwards")

@@ -96,11 +96,14 @@ def _register(kind: str, api_version: str, plural: str) -> None:
         if owner is None:
             return
         registry = wakeups(memo)
-        if event.get("type") == "DELETED":
-            state = registry.state(owner)
-            if state is not None:
-                key = (kind, namespace or "", name)
-                state.memory.deleted(key, resource_version(event.get("object")))
+        state = registry.state(owner)
+        if state is not None:
+            key = (kind, namespace or "", name)
+            version = resource_version(event.get("object"))
+            if event.get("type") == "DELETED":
+                state.memory.deleted(key, version)
+            else:
+                state.memory.seen(key, version)
         registry.wake(owner)
 
     index.__name__ = index.__qualname__ = INDEX_NAMES[kind]

@@ -165,6 +165,16 @@ class ReadMemory:
         if written[0] is None or version is None or written[0] <= version:
             del self.overlay[key]
 
+    def seen(self, key: Key, version: int | None) -> None:
+        """The watch delivered ``key`` at ``version``: a write of ours up to that version is in the index
+        now, and its copy here is dropped at once (not at the next read, which for an idle pipeline comes
+        only at its resync: until then every object it wrote last would be held twice)."""
+        written = self.overlay.get(key)
+        if written is None or written[1] is None:
+            return  # nothing, or our delete: only the DELETED event settles that
+        if written[0] is not None and version is not None and version >= written[0]:
+            del self.overlay[key]
+
 
 class CachedReads:
     """Reads from the watch-fed indexes, the overlay and the remembered unwatched objects.

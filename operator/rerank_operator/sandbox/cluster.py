@@ -83,6 +83,11 @@ def _http_ok(url: str, *, context: ssl.SSLContext | None = None, token: str | No
         return int(resp.status) == 200
 
 
+# kwokctl's "unlimited" client rate (consts.DefaultUnlimitedQPS/Burst), for disable_qps_limits
+UNLIMITED_QPS = 5000
+UNLIMITED_BURST = 10000
+
+
 class Sandbox(ClusterClient):
     """Context manager owning the whole local cluster. See the module docstring."""
 
@@ -97,6 +102,7 @@ class Sandbox(ClusterClient):
         build: bool | None = None,
         binaries: Mapping[str, Path] | None = None,
         die_with_parent: bool = True,
+        disable_qps_limits: bool = False,
     ) -> None:
         """
         crds: file or directory applied with ``kubectl apply -f`` once the cluster is up (None: skip).
@@ -105,6 +111,10 @@ class Sandbox(ClusterClient):
         build: compile missing binaries (default: unless RERANK_SANDBOX_NO_BUILD=1).
         binaries: explicit paths, skipping lookup/build for those names.
         die_with_parent: children get SIGKILL when the spawning thread exits (start from a long-lived thread).
+        disable_qps_limits: lift the controller-manager's and scheduler's client-side rate limits (20 and 50
+            requests/s by default), as ``kwokctl create cluster --disable-qps-limits`` does, for scale
+            benchmarks of what runs on top: at 1000 Deployments the controller-manager's 20 requests/s alone
+            take minutes to create the pods.
         """
         self.crds = crds
         self.nodes = list(default_nodes() if nodes is None else nodes)
@@ -116,6 +126,7 @@ class Sandbox(ClusterClient):
         self._build = build
         self._binaries = dict(binaries or {})
         self._die_with_parent = die_with_parent
+        self._disable_qps_limits = disable_qps_limits
         self.processes: dict[str, ManagedProcess] = {}
         self.timings: dict[str, float] = {}
         self.ports: dict[str, int] = {}
@@ -361,6 +372,8 @@ class Sandbox(ClusterClient):
                 "--leader-elect=false",
                 "--v=1",
             ]
+            if self._disable_qps_limits:
+                common += [f"--kube-api-qps={UNLIMITED_QPS}", f"--kube-api-burst={UNLIMITED_BURST}"]
             if name == "kube-controller-manager":
                 common += [
                     "--controllers=*",

@@ -61,6 +61,25 @@ async def test_an_own_delete_hides_the_object_and_a_deletion_event_clears_the_ov
     assert await view.get("ConfigMap", "ml", "rr") is None
 
 
+async def test_a_watch_event_at_or_after_an_own_write_drops_its_copy() -> None:
+    """An idle pipeline reads its children again only at its resync: the watch event settles the copy."""
+    key = ("Deployment", "ml", "rr")
+    index: dict[Any, list[dict[str, Any]]] = {("ml", "rr"): [obj("rr", 4)]}
+    memory = ReadMemory()
+    view = reads({"Deployment": index}, memory)
+    view.wrote(*key, obj("rr", 5))
+    memory.seen(key, 4)  # an older event: our write is still newer than the index
+    assert key in memory.overlay
+    assert (await view.get(*key) or {})["metadata"]["resourceVersion"] == "5"
+    index[("ml", "rr")] = [obj("rr", 5)]
+    memory.seen(key, 5)
+    assert memory.overlay == {}
+    assert (await view.get(*key) or {})["metadata"]["resourceVersion"] == "5"  # now from the index
+    view.wrote(*key, None)  # our delete waits for the DELETED event, whatever else arrives
+    memory.seen(key, 9)
+    assert await view.get(*key) is None
+
+
 async def test_pods_are_the_pipelines_that_match_the_selector() -> None:
     ours = obj("rr-1", 1, metadata_labels=None)
     ours["metadata"]["labels"] = {"app.kubernetes.io/instance": "rr", "rerank.dev/pipeline": "rr"}
