@@ -183,3 +183,34 @@ async def test_an_external_endpoint_outside_the_allowlist_is_never_contacted(
     await passes(refused, within=10, message="EndpointNotAllowed")
     await consistently(lambda: h.standin.request_log == [] or pytest.fail("contacted"), duration=1.5)
     assert h.published("rr")["ready"] == "false"
+
+
+async def test_a_pipeline_that_moves_from_vllm_to_tei_publishes_tei_and_drops_the_lite_file(
+    start_operator: Any,
+) -> None:
+    """The published ConfigMap follows the verified engine: the Lite file goes with the move to TEI (an
+    app must not be handed a Milvus Lite function that calls a server which no longer speaks it)."""
+    h = await start_operator()  # the vLLM stand-in answers TEI's body too; its /info is a 404 (unverified)
+    await h.converge("rr", pipeline_spec())
+    assert "milvus-lite-function.json" in h.published("rr")
+    assert function_params(h, "rr")["provider"] == "vllm"
+
+    generation = await h.update_spec("rr", {"engine": {"kind": "tei"}})
+
+    def tei_rendered() -> None:
+        container = h.must(DEPLOYMENTS, "rr-reranker")["spec"]["template"]["spec"]["containers"][0]
+        assert container["command"] == ["text-embeddings-router"], container
+
+    await passes(tei_rendered, within=10, message="the Deployment runs TEI")
+    kept = h.published("rr")
+    assert kept["generation"] == "1" and "milvus-lite-function.json" in kept  # nothing unverified published
+    await h.play_deployment_controller("rr")
+
+    def moved() -> None:
+        data = h.published("rr")
+        assert data["generation"] == str(generation) and data["ready"] == "true", data
+        assert "milvus-lite-function.json" not in data
+        assert function_params(h, "rr")["provider"] == "tei"
+        assert "liteFunctionJson" not in h.status("rr")["published"]
+
+    await passes(moved, within=15, message="TEI published")
