@@ -304,8 +304,30 @@ def test_the_three_examples_exist() -> None:
         ),
         ("model: {name: BAAI/x}\n  model_cache: {}", "spec.model_cache: unknown field"),
         ("model: {name: Qwen/Qwen3-Reranker-0.6B}", "spec.model.chatTemplate: qwen3-reranker models need"),
+        (
+            "model: {name: BAAI/x}\n  external: {endpoint: 'https://rr.example.com'}\n"
+            "  engine: {image: 'vllm/vllm-openai:v0.32.0'}",
+            "spec.engine.image: configures the operator's own pods, and spec.external runs none",
+        ),
+        (
+            "model: {name: BAAI/x, maxModelLen: 512}\n  engine: {kind: tei}",
+            "spec.model.maxModelLen: only vLLM takes this setting, not TEI",
+        ),
+        (
+            "model: {name: BAAI/x}\n  external: {endpoint: 'http://localhost:8000'}",
+            "spec.external.endpoint: ",
+        ),
     ],
-    ids=["negative-replicas", "unknown-field", "truncate-below-minus-one", "snake-case", "qwen3-no-template"],
+    ids=[
+        "negative-replicas",
+        "unknown-field",
+        "truncate-below-minus-one",
+        "snake-case",
+        "qwen3-no-template",
+        "external-with-image",
+        "tei-with-a-vllm-field",
+        "external-localhost",
+    ],
 )
 def test_validate_names_the_field(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, spec: str, expected: str
