@@ -80,7 +80,36 @@ def test_sandbox_command_runs_example_and_stops_on_sigint(sandbox_binaries: None
             return out.stdout == "True"
 
         cluster.wait_for(second_ready, timeout=120, what="a second, user-applied pipeline to become Ready")
-        assert "team-b/second: stand-in reranker" in (tmp_path / "sandbox.err").read_text()
+        assert "team-b/second: stand-in reranker (vllm)" in (tmp_path / "sandbox.err").read_text()
+
+        # A reranker run elsewhere, speaking TEI: the sandbox answers its outside address in TEI's protocol.
+        cluster.apply(
+            {
+                "apiVersion": "rerank.dev/v1alpha1",
+                "kind": "RerankPipeline",
+                "metadata": {"name": "elsewhere", "namespace": "team-b"},
+                "spec": {
+                    "model": {"name": "BAAI/bge-reranker-base"},
+                    "external": {"endpoint": "http://rr.team-b.example.test:8080", "engine": "tei"},
+                    "publish": {"maxClientBatchSize": 16},
+                    "probe": {"intervalSeconds": 2},
+                },
+            }
+        )
+
+        def external_published() -> str | None:
+            out = cluster.kubectl(
+                "get", "configmap", "elsewhere-ranker", "-n", "team-b", "-o", "jsonpath={.data.ready}",
+                check=False, timeout=30,
+            )  # fmt: skip
+            return out.stdout if out.stdout == "true" else None
+
+        cluster.wait_for(external_published, timeout=120, what="the external TEI pipeline to be published")
+        assert (
+            "team-b/elsewhere: stand-in reranker (tei) on 127.0.0.1:"
+            in (tmp_path / "sandbox.err").read_text()
+        )
+        assert "answers for rr.team-b.example.test:8080" in (tmp_path / "sandbox.err").read_text()
 
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=60)

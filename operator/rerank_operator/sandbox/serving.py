@@ -196,7 +196,10 @@ class PipelineServer:
         self.backends[key] = Backend(
             name, "standin", signature, authority, port, aliases=revision_hosts(pipeline)
         )
-        self.report(f"{key[0]}/{key[1]}: stand-in reranker on 127.0.0.1:{port} answers for {authority}")
+        engine = pipeline.spec.engine_kind
+        self.report(
+            f"{key[0]}/{key[1]}: stand-in reranker ({engine}) on 127.0.0.1:{port} answers for {authority}"
+        )
 
     # -- the real engine --------------------------------------------------------------------------------
 
