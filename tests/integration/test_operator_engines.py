@@ -44,6 +44,9 @@ def external_spec(**overrides: Any) -> dict[str, Any]:
     return spec
 
 
+OWNED_LABELS = {"app.kubernetes.io/managed-by": "rerank-operator", "rerank.dev/pipeline": "rr"}
+
+
 def function_params(h: Harness, name: str) -> dict[str, Any]:
     params: dict[str, Any] = json.loads(h.published(name)["milvus-function.json"])["params"]
     return params
@@ -214,3 +217,46 @@ async def test_a_pipeline_that_moves_from_vllm_to_tei_publishes_tei_and_drops_th
         assert "liteFunctionJson" not in h.status("rr")["published"]
 
     await passes(moved, within=15, message="TEI published")
+
+
+async def test_an_external_pipeline_never_deletes_foreign_objects_named_or_labelled_like_its_workload(
+    start_operator: Any,
+) -> None:
+    """Turning external removes only what is provably this pipeline's (its UID): a Service named like its
+    Service and a Deployment labelled like its revisions, both without its ownerReference, stay untouched."""
+    h = await start_operator()
+    service = await h.create(
+        SERVICES,
+        {
+            # labelled as the operator labels its own (so it is in the operator's view), but not its own
+            "metadata": {"name": "rr-reranker", "labels": {**OWNED_LABELS, "app": "legacy"}},
+            "spec": {"selector": {"app": "legacy"}, "ports": [{"port": 80}]},
+        },
+    )
+    deployment = await h.create(
+        DEPLOYMENTS,
+        {
+            "metadata": {
+                "name": "rr-0000abcd",
+                "labels": {**OWNED_LABELS, "rerank.dev/revision": "0000abcd"},
+            },
+            "spec": {
+                "selector": {"matchLabels": {"app": "x"}},
+                "template": {"metadata": {"labels": {"app": "x"}}},
+            },
+        },
+    )
+    await h.create_pipeline("rr", external_spec())
+    await h.wait_ready("rr")
+
+    def untouched() -> None:
+        for resource, name, before in (
+            (SERVICES, "rr-reranker", service),
+            (DEPLOYMENTS, "rr-0000abcd", deployment),
+        ):
+            now = h.must(resource, name)
+            assert now["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"], name
+            assert "ownerReferences" not in now["metadata"], name
+
+    await consistently(untouched, duration=2.5)
+    assert h.requests("DELETE", SERVICES) == [] and h.requests("DELETE", DEPLOYMENTS) == []

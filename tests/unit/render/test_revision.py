@@ -72,6 +72,51 @@ SAME_REVISION: list[tuple[str, dict[str, Any]]] = [
 ]
 
 
+TEI_BASE: dict[str, Any] = {
+    "model": {"dtype": "float16"},
+    "engine": {"kind": "tei", "maxBatchTokens": 8192, "env": [{"name": "RUST_LOG", "value": "info"}]},
+    "replicas": 2,
+    "resources": {"gpus": 1},
+    "publish": {"maxClientBatchSize": 32},
+}
+
+TEI_NEW_REVISION: list[tuple[str, dict[str, Any]]] = [
+    ("model", {"model": {"name": "BAAI/bge-reranker-large"}}),
+    ("model-revision", {"model": {"revision": "main"}}),
+    ("served-name", {"model": {"servedName": "bge"}}),
+    ("dtype", {"model": {"dtype": "float32"}}),
+    ("image", {"engine": {"image": "ghcr.io/huggingface/text-embeddings-inference:hopper-1.8"}}),
+    ("max-batch-tokens", {"engine": {"maxBatchTokens": 16384}}),
+    ("auto-truncate", {"engine": {"autoTruncate": True}}),
+    ("extra-args", {"engine": {"extraArgs": ["--max-concurrent-requests=64"]}}),
+    ("env", {"engine": {"env": [{"name": "RUST_LOG", "value": "debug"}]}}),
+    ("port", {"engine": {"port": 8080}}),
+    # the server's own limit: a revision that accepts the new batch size is checked before it serves
+    ("client-batch", {"publish": {"maxClientBatchSize": 64}}),
+    # TEI's default image differs between CPU and GPU nodes
+    ("to-cpu", {"resources": {"gpus": 0}}),
+    ("api-key", {"apiKeySecretRef": {"name": "api", "key": "key"}}),
+    ("hf-token", {"hfTokenSecretRef": {"name": "hf", "key": "token"}}),
+]
+
+TEI_SAME_REVISION: list[tuple[str, dict[str, Any]]] = [
+    ("more-gpus", {"resources": {"gpus": 2}}),
+    ("replicas", {"replicas": 4}),
+    ("tolerations", {"tolerations": [{"key": "other", "operator": "Exists"}]}),
+    ("publish-namespaces", {"publish": {"maxClientBatchSize": 32, "namespaces": ["apps"]}}),
+    ("probe", {"probe": {"intervalSeconds": 120}}),
+]
+
+
+def cases(vllm: list[tuple[str, dict[str, Any]]], tei: list[tuple[str, dict[str, Any]]]) -> Any:
+    """The vLLM and the TEI cases as (base, change) parameters of one test."""
+    return pytest.mark.parametrize(
+        ("base", "change"),
+        [(BASE, c) for _, c in vllm] + [(TEI_BASE, c) for _, c in tei],
+        ids=[f"vllm-{i}" for i, _ in vllm] + [f"tei-{i}" for i, _ in tei],
+    )
+
+
 def merged(base: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
     out = copy.deepcopy(base)
     for key, value in change.items():
@@ -104,22 +149,22 @@ def test_revision_ignores_the_pipelines_metadata(make_pipeline: MakePipeline) ->
     assert revision(a) == revision(b)
 
 
-@pytest.mark.parametrize("change", [c[1] for c in NEW_REVISION], ids=[c[0] for c in NEW_REVISION])
+@cases(NEW_REVISION, TEI_NEW_REVISION)
 def test_a_change_of_what_scores_is_a_new_revision(
-    make_pipeline: MakePipeline, change: dict[str, Any]
+    make_pipeline: MakePipeline, base: dict[str, Any], change: dict[str, Any]
 ) -> None:
-    before = make_pipeline(**BASE)
-    after = make_pipeline(**merged(BASE, change))
+    before = make_pipeline(**base)
+    after = make_pipeline(**merged(base, change))
     assert revision(before) != revision(after)
     assert render_deployment(before)["metadata"]["name"] != render_deployment(after)["metadata"]["name"]
 
 
-@pytest.mark.parametrize("change", [c[1] for c in SAME_REVISION], ids=[c[0] for c in SAME_REVISION])
+@cases(SAME_REVISION, TEI_SAME_REVISION)
 def test_a_change_that_only_moves_pods_keeps_the_revision(
-    make_pipeline: MakePipeline, change: dict[str, Any]
+    make_pipeline: MakePipeline, base: dict[str, Any], change: dict[str, Any]
 ) -> None:
-    before = make_pipeline(**BASE)
-    after = make_pipeline(**merged(BASE, change))
+    before = make_pipeline(**base)
+    after = make_pipeline(**merged(base, change))
     assert revision(before) == revision(after)
     # the same Deployment, rolled in place if its pods change at all
     assert render_deployment(before)["metadata"]["name"] == render_deployment(after)["metadata"]["name"]
@@ -179,61 +224,6 @@ def test_tei_is_a_different_revision(make_pipeline: MakePipeline) -> None:
     assert config_hash(tei) != config_hash(vllm)
     # even were the args and the image the same, the engine is part of the identity
     assert config_hash(make_pipeline(engine={"kind": "tei", "image": DEFAULT_IMAGE})) != config_hash(vllm)
-
-
-TEI_BASE: dict[str, Any] = {
-    "model": {"dtype": "float16"},
-    "engine": {"kind": "tei", "maxBatchTokens": 8192, "env": [{"name": "RUST_LOG", "value": "info"}]},
-    "replicas": 2,
-    "resources": {"gpus": 1},
-    "publish": {"maxClientBatchSize": 32},
-}
-
-TEI_NEW_REVISION: list[tuple[str, dict[str, Any]]] = [
-    ("model", {"model": {"name": "BAAI/bge-reranker-large"}}),
-    ("model-revision", {"model": {"revision": "main"}}),
-    ("served-name", {"model": {"servedName": "bge"}}),
-    ("dtype", {"model": {"dtype": "float32"}}),
-    ("image", {"engine": {"image": "ghcr.io/huggingface/text-embeddings-inference:hopper-1.8"}}),
-    ("max-batch-tokens", {"engine": {"maxBatchTokens": 16384}}),
-    ("auto-truncate", {"engine": {"autoTruncate": True}}),
-    ("extra-args", {"engine": {"extraArgs": ["--max-concurrent-requests=64"]}}),
-    ("env", {"engine": {"env": [{"name": "RUST_LOG", "value": "debug"}]}}),
-    ("port", {"engine": {"port": 8080}}),
-    # the server's own limit: a revision that accepts the new batch size is checked before it serves
-    ("client-batch", {"publish": {"maxClientBatchSize": 64}}),
-    # TEI's default image differs between CPU and GPU nodes
-    ("to-cpu", {"resources": {"gpus": 0}}),
-    ("api-key", {"apiKeySecretRef": {"name": "api", "key": "key"}}),
-    ("hf-token", {"hfTokenSecretRef": {"name": "hf", "key": "token"}}),
-]
-
-TEI_SAME_REVISION: list[tuple[str, dict[str, Any]]] = [
-    ("more-gpus", {"resources": {"gpus": 2}}),
-    ("replicas", {"replicas": 4}),
-    ("tolerations", {"tolerations": [{"key": "other", "operator": "Exists"}]}),
-    ("publish-namespaces", {"publish": {"maxClientBatchSize": 32, "namespaces": ["apps"]}}),
-    ("probe", {"probe": {"intervalSeconds": 120}}),
-]
-
-
-@pytest.mark.parametrize("change", [c[1] for c in TEI_NEW_REVISION], ids=[c[0] for c in TEI_NEW_REVISION])
-def test_tei_change_of_what_serves_is_a_new_revision(
-    make_pipeline: MakePipeline, change: dict[str, Any]
-) -> None:
-    before = make_pipeline(**TEI_BASE)
-    after = make_pipeline(**merged(TEI_BASE, change))
-    assert revision(before) != revision(after)
-    assert render_deployment(before)["metadata"]["name"] != render_deployment(after)["metadata"]["name"]
-
-
-@pytest.mark.parametrize("change", [c[1] for c in TEI_SAME_REVISION], ids=[c[0] for c in TEI_SAME_REVISION])
-def test_tei_change_that_only_moves_pods_keeps_the_revision(
-    make_pipeline: MakePipeline, change: dict[str, Any]
-) -> None:
-    before = make_pipeline(**TEI_BASE)
-    after = make_pipeline(**merged(TEI_BASE, change))
-    assert revision(before) == revision(after)
 
 
 def test_tei_gpu_count_with_a_pinned_image_keeps_the_revision(make_pipeline: MakePipeline) -> None:
