@@ -102,8 +102,8 @@ def _register(kind: str, api_version: str, plural: str) -> None:
             version = resource_version(event.get("object"))
             if event.get("type") == "DELETED":
                 state.memory.deleted(key, version)
-            else:
-                state.memory.seen(key, version)
+            elif state.memory.seen(key, version):
+                return  # the echo of the operator's own write: its pass knew the answer already
         registry.wake(owner)
 
     index.__name__ = index.__qualname__ = INDEX_NAMES[kind]

@@ -51,6 +51,11 @@ class NoDiffBase(kopf.DiffBaseStorage):
     def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
         return None
 
+    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> kopf.BodyEssence:
+        """Nothing to compare, so nothing to build: kopf's default deep-copies the whole body (status
+        and managedFields included) on every event of every pipeline, only to throw the copy away."""
+        return kopf.BodyEssence()
+
     def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
         return None
 

@@ -165,15 +165,20 @@ class ReadMemory:
         if written[0] is None or version is None or written[0] <= version:
             del self.overlay[key]
 
-    def seen(self, key: Key, version: int | None) -> None:
+    def seen(self, key: Key, version: int | None) -> bool:
         """The watch delivered ``key`` at ``version``: a write of ours up to that version is in the index
         now, and its copy here is dropped at once (not at the next read, which for an idle pipeline comes
-        only at its resync: until then every object it wrote last would be held twice)."""
+        only at its resync: until then every object it wrote last would be held twice).
+
+        True when the event is exactly our own write coming back: the pass that wrote it already had
+        the apiserver's answer, so there is nothing new to react to."""
         written = self.overlay.get(key)
         if written is None or written[1] is None:
-            return  # nothing, or our delete: only the DELETED event settles that
+            return False  # nothing, or our delete: only the DELETED event settles that
         if written[0] is not None and version is not None and version >= written[0]:
             del self.overlay[key]
+            return version == written[0]
+        return False
 
 
 class CachedReads:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import weakref
 from typing import Any
 
 from rerank_operator.models import RerankPipeline
@@ -28,12 +29,34 @@ from rerank_operator.render.vllm_args import server_args
 REVISION_CHARS = 8  # <name>-<revision> stays a DNS-1035 label: names are at most 52 characters
 
 
+# config_hash by pipeline object: a pass names its children a dozen times (``child_names``), and each
+# would render the serving arguments and serialise them again. The models are frozen, so an object's
+# hash never changes; an entry goes with its object (weakref callback), and ``is`` guards id reuse.
+_HASHES: dict[int, tuple[weakref.ref[RerankPipeline], str]] = {}
+
+
 def config_hash(pipeline: RerankPipeline) -> str:
     """Hash of everything that shapes the scores, including the mounted template text.
 
     The template lives in a ConfigMap, so editing it would not change the pod template by itself; the
     hash in a pod annotation makes every relevant spec change roll the pods (or start a revision).
     """
+    key = id(pipeline)
+    known = _HASHES.get(key)
+    if known is not None and known[0]() is pipeline:
+        return known[1]
+    digest = _config_hash(pipeline)
+    _HASHES[key] = (weakref.ref(pipeline, lambda _ref, key=key: _forget(key, _ref)), digest)
+    return digest
+
+
+def _forget(key: int, ref: weakref.ref[RerankPipeline]) -> None:
+    known = _HASHES.get(key)
+    if known is not None and known[0] is ref:
+        del _HASHES[key]
+
+
+def _config_hash(pipeline: RerankPipeline) -> str:
     spec = pipeline.spec
     api_key = spec.effective_api_key_ref
     relevant: dict[str, Any]

@@ -68,15 +68,18 @@ async def test_a_watch_event_at_or_after_an_own_write_drops_its_copy() -> None:
     memory = ReadMemory()
     view = reads({"Deployment": index}, memory)
     view.wrote(*key, obj("rr", 5))
-    memory.seen(key, 4)  # an older event: our write is still newer than the index
+    assert not memory.seen(key, 4)  # an older event: our write is still newer than the index
     assert key in memory.overlay
     assert (await view.get(*key) or {})["metadata"]["resourceVersion"] == "5"
     index[("ml", "rr")] = [obj("rr", 5)]
-    memory.seen(key, 5)
+    assert memory.seen(key, 5)  # exactly our write coming back: nothing to wake the pipeline for
     assert memory.overlay == {}
     assert (await view.get(*key) or {})["metadata"]["resourceVersion"] == "5"  # now from the index
+    view.wrote(*key, obj("rr", 6))
+    assert not memory.seen(key, 7)  # someone wrote after us: that is news
+    assert memory.overlay == {}
     view.wrote(*key, None)  # our delete waits for the DELETED event, whatever else arrives
-    memory.seen(key, 9)
+    assert not memory.seen(key, 9)
     assert await view.get(*key) is None
 
 
