@@ -46,14 +46,14 @@ def config_hash(pipeline: RerankPipeline) -> str:
     if known is not None and known[0]() is pipeline:
         return known[1]
     digest = _config_hash(pipeline)
-    _HASHES[key] = (weakref.ref(pipeline, lambda _ref, key=key: _forget(key, _ref)), digest)
+
+    def forget(ref: weakref.ref[RerankPipeline]) -> None:
+        known = _HASHES.get(key)
+        if known is not None and known[0] is ref:
+            del _HASHES[key]
+
+    _HASHES[key] = (weakref.ref(pipeline, forget), digest)
     return digest
-
-
-def _forget(key: int, ref: weakref.ref[RerankPipeline]) -> None:
-    known = _HASHES.get(key)
-    if known is not None and known[0] is ref:
-        del _HASHES[key]
 
 
 def _config_hash(pipeline: RerankPipeline) -> str:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import gc
+import importlib
 from collections.abc import Callable
 from typing import Any
 
@@ -11,9 +13,11 @@ import pytest
 from rerank_operator.models import DEFAULT_IMAGE, RerankPipeline
 from rerank_operator.render import config_hash, render_deployment, revision
 from rerank_operator.render.naming import REVISION_LABEL
-from rerank_operator.render.revision import REVISION_CHARS
+from rerank_operator.render.revision import _HASHES, REVISION_CHARS, _config_hash
 
 MakePipeline = Callable[..., RerankPipeline]
+# The package re-exports the function `revision`, which shadows the module of the same name.
+revision_module = importlib.import_module("rerank_operator.render.revision")
 
 BASE: dict[str, Any] = {
     "model": {"chatTemplate": "A {{ messages }}", "maxModelLen": 512},
@@ -251,3 +255,28 @@ def test_external_revision_follows_the_server_it_points_at(
     del tei["model"]["truncatePromptTokens"]  # vLLM only
     others = {revision(make_pipeline(**spec)) for spec in (moved, keyed, tei)}
     assert len(others) == 3 and revision(base) not in others
+
+
+def test_the_hash_is_computed_once_per_pipeline_object(
+    make_pipeline: MakePipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pass names its children many times; the hash of one (frozen) object is remembered, a new
+    object is hashed afresh, and an object's entry goes when the object does."""
+    computed: list[int] = []
+
+    def counting(pipeline: RerankPipeline) -> str:
+        computed.append(id(pipeline))
+        return _config_hash(pipeline)
+
+    monkeypatch.setattr(revision_module, "_config_hash", counting)
+    first = make_pipeline()
+    digest = config_hash(first)
+    assert config_hash(first) == config_hash(first) == digest == _config_hash(first)
+    assert computed == [id(first)]
+    other = make_pipeline(model={"name": "BAAI/bge-reranker-large"})
+    assert config_hash(other) == _config_hash(other) != digest
+    assert len(computed) == 2
+    key = id(first)
+    del first
+    gc.collect()
+    assert key not in _HASHES
