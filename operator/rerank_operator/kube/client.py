@@ -21,6 +21,7 @@ from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 
 from rerank_operator import FIELD_MANAGER
+from rerank_operator.kube.managed_fields import covered, fold_managed_fields, managed_fields, ours, unpacked
 from rerank_operator.kube.paths import object_path, resource_path
 
 log = logging.getLogger(__name__)
@@ -195,8 +196,8 @@ class KubeApi:
         Only when it matters: if the apply sets every field the entry owns, the apply takes them all
         over and the write would change nothing."""
         meta = live.get("metadata") or {}
-        entries = meta.get("managedFields") or []
-        if all(_covered(e.get("fieldsV1") or {}, manifest) for e in entries if ours(e, "Update")):
+        entries = [unpacked(e) for e in managed_fields(live)]  # a watched copy's trees are packed
+        if all(covered(e.get("fieldsV1") or {}, manifest) for e in entries if ours(e, "Update")):
             return
         folded = fold_managed_fields(entries)
         if folded is None:
@@ -240,69 +241,3 @@ def secret_value(secret: dict[str, Any] | None, key: str) -> str | None:
         return None
     raw = (secret.get("data") or {}).get(key)  # stringData is write-only: reads only have data
     return None if raw is None else base64.b64decode(raw).decode("utf-8").strip()
-
-
-def fold_managed_fields(entries: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
-    """managedFields with our ``Update`` entries (from ``create``) merged into our ``Apply`` entry of the
-    same apiVersion; ``None`` when there is nothing to fold. Entries of other managers and of
-    subresources (status) are kept as they are."""
-
-    updates = [e for e in entries if ours(e, "Update")]
-    if not updates:
-        return None
-    applies = [e for e in entries if ours(e, "Apply")]
-    target = dict(applies[0]) if applies else {**updates[0], "operation": "Apply"}
-    fields: dict[str, Any] = {}
-    for entry in [*applies[:1], *updates]:
-        fields = _merge_fields(fields, entry.get("fieldsV1") or {})
-    target["fieldsV1"] = fields
-    rest = [e for e in entries if not (ours(e, "Update") or ours(e, "Apply"))]
-    return [target, *rest]
-
-
-def ours(entry: dict[str, Any], operation: str) -> bool:
-    """An entry of the operator's own field manager on the main resource (not status)."""
-    return (
-        entry.get("manager") == FIELD_MANAGER
-        and entry.get("operation") == operation
-        and not entry.get("subresource")
-    )
-
-
-def _covered(fields: dict[str, Any], value: Any) -> bool:
-    """Whether ``value`` (a manifest, or part of one) sets every field of a FieldsV1 tree: map keys
-    (``f:``), list items by their keys (``k:``) or value (``v:``). Positional items (``i:``) are
-    never taken as covered."""
-    for key, sub in fields.items():
-        if key == ".":
-            continue
-        kind, _, rest = key.partition(":")
-        if kind == "f":
-            if not isinstance(value, dict) or rest not in value:
-                return False
-            child = value[rest]
-        elif kind == "k" and isinstance(value, list):
-            wanted = json.loads(rest)
-            child = next(
-                (i for i in value if isinstance(i, dict) and all(i.get(k) == v for k, v in wanted.items())),
-                None,
-            )
-            if child is None:
-                return False
-        elif kind == "v" and isinstance(value, list):
-            if json.loads(rest) not in value:
-                return False
-            continue
-        else:
-            return False
-        if sub and not _covered(sub, child):
-            return False
-    return True
-
-
-def _merge_fields(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-    """Union of two FieldsV1 trees (nested objects whose keys are field paths)."""
-    out = dict(a)
-    for key, value in b.items():
-        out[key] = _merge_fields(out[key], value) if isinstance(out.get(key), dict) else value
-    return out

@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 from rerank_operator import FIELD_MANAGER
+from rerank_operator.kube.managed_fields import field_tree
 from rerank_operator.models import RerankPipeline
 from rerank_operator.render import child_names
 
@@ -39,7 +40,7 @@ def owns_replicas(deployment: dict[str, Any] | None, manager: str = FIELD_MANAGE
     for entry in ((deployment or {}).get("metadata") or {}).get("managedFields") or []:
         if entry.get("manager") != manager or entry.get("subresource"):
             continue
-        spec = (entry.get("fieldsV1") or {}).get("f:spec") or {}
+        spec = field_tree(entry).get("f:spec") or {}
         if "f:replicas" in spec:
             return True
     return False

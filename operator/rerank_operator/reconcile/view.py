@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from rerank_operator.kube import KubeApi
+from rerank_operator.kube.managed_fields import packed
 from rerank_operator.render.naming import PIPELINE_LABEL, PIPELINE_NAMESPACE_LABEL
 
 # kinds the operator watches; the index of each is keyed as in ``index_key``
@@ -74,12 +75,17 @@ _POD_CONTAINER_STATUS = ("name", "ready", "state", "restartCount")
 
 def slim(kind: str, body: Mapping[str, Any]) -> dict[str, Any]:
     """What the index keeps of an object: everything a pass reads. Pods, the most numerous, keep only
-    what the pass reads of them (no spec, no managedFields); other kinds are kept whole, managedFields
-    included, for the drift check, ownership and the replica handover."""
-    if kind != "Pod":
-        out: dict[str, Any] = plain(body)
-        return out
+    what the pass reads of them (no spec, no managedFields); other kinds are kept whole (the drift check
+    compares the spec; ownership and the replica handover read managedFields), with each managedFields
+    entry's field tree packed into one string (``kube.managed_fields``)."""
     meta = body.get("metadata") or {}
+    if kind != "Pod":
+        out: dict[str, Any] = {str(k): plain(v) for k, v in body.items() if k != "metadata"}
+        if "metadata" in body:
+            out["metadata"] = {str(k): plain(v) for k, v in meta.items() if k != "managedFields"}
+            if "managedFields" in meta:
+                out["metadata"]["managedFields"] = [packed(plain(e)) for e in meta["managedFields"] or ()]
+        return out
     status = body.get("status") or {}
     kept_status: dict[str, Any] = {k: plain(status[k]) for k in ("phase", "conditions") if k in status}
     if "containerStatuses" in status:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rerank_operator import FIELD_MANAGER
-from rerank_operator.kube.client import fold_managed_fields
+from rerank_operator.kube.managed_fields import covered, fold_managed_fields
 
 
 def entry(manager: str, operation: str, fields: dict[str, Any], **extra: Any) -> dict[str, Any]:
@@ -56,8 +56,6 @@ def test_update_and_apply_entries_merge_and_others_stay() -> None:
 
 # ------------------------------------------------------------------------------ when a fold is needed
 def test_an_apply_that_sets_every_field_of_the_update_entry_needs_no_fold() -> None:
-    from rerank_operator.kube.client import _covered
-
     fields = {
         "f:metadata": {
             "f:labels": {".": {}, "f:app": {}},
@@ -69,16 +67,14 @@ def test_an_apply_that_sets_every_field_of_the_update_entry_needs_no_fold() -> N
         "metadata": {"labels": {"app": "x"}, "ownerReferences": [{"uid": "u1", "kind": "RerankPipeline"}]},
         "data": {"ready": "true", "reason": "Healthy"},
     }
-    assert _covered(fields, manifest)
+    assert covered(fields, manifest)
 
 
 def test_a_field_the_apply_drops_needs_the_fold() -> None:
-    from rerank_operator.kube.client import _covered
-
     fields = {"f:data": {"f:ready": {}, "f:reason": {}}}
-    assert not _covered(fields, {"data": {"ready": "true"}})  # reason would linger under the Update entry
+    assert not covered(fields, {"data": {"ready": "true"}})  # reason would linger under the Update entry
     owner = {"f:metadata": {"f:ownerReferences": {'k:{"uid":"u1"}': {}}}}
-    assert not _covered(owner, {"metadata": {"ownerReferences": [{"uid": "u2"}]}})
-    assert not _covered({"f:spec": {"f:ports": {"i:0": {}}}}, {"spec": {"ports": [{}]}})  # positional
-    assert _covered({"f:spec": {"f:args": {'v:"--x"': {}}}}, {"spec": {"args": ["--x"]}})
-    assert not _covered({"f:spec": {"f:args": {'v:"--x"': {}}}}, {"spec": {"args": ["--y"]}})
+    assert not covered(owner, {"metadata": {"ownerReferences": [{"uid": "u2"}]}})
+    assert not covered({"f:spec": {"f:ports": {"i:0": {}}}}, {"spec": {"ports": [{}]}})  # positional
+    assert covered({"f:spec": {"f:args": {'v:"--x"': {}}}}, {"spec": {"args": ["--x"]}})
+    assert not covered({"f:spec": {"f:args": {'v:"--x"': {}}}}, {"spec": {"args": ["--y"]}})

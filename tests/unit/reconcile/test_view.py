@@ -6,7 +6,11 @@ from typing import Any
 
 from kubernetes import client as k8s_client
 
+from rerank_operator import FIELD_MANAGER
 from rerank_operator.kube import KubeApi
+from rerank_operator.kube.managed_fields import fold_managed_fields, unpacked
+from rerank_operator.reconcile.ownership import describe_holder
+from rerank_operator.reconcile.replicas import HANDOVER_MANAGER, owns_replicas
 from rerank_operator.reconcile.view import CachedReads, ReadMemory, index_key, owning_pipeline, slim
 
 
@@ -141,6 +145,51 @@ def test_slim_pods_keep_only_what_a_pass_reads() -> None:
     assert slim("Deployment", pod)["metadata"]["managedFields"] == [{"manager": "kubelet"}]
     assert slim("Deployment", pod)["spec"] == pod["spec"]  # the drift check compares the whole spec
     assert "managedFields" in pod["metadata"]  # the watched body itself is left alone
+
+
+def test_slim_packs_the_field_trees_and_every_reader_gets_the_same_answers() -> None:
+    """Each managedFields tree is kept as one JSON string; ownership, the replica handover and the fold
+    answer from the kept copy exactly as from the object the apiserver sent."""
+    spec_tree = {
+        "f:replicas": {},
+        "f:template": {"f:spec": {"f:containers": {'k:{"name":"vllm"}': {".": {}}}}},
+    }
+    entries = [
+        {
+            "manager": FIELD_MANAGER,
+            "operation": "Update",
+            "apiVersion": "apps/v1",
+            "time": "2026-12-04T00:00:00Z",
+            "fieldsType": "FieldsV1",
+            "fieldsV1": {"f:metadata": {"f:labels": {"f:app": {}}}, "f:spec": spec_tree},
+        },
+        {
+            "manager": "kube-controller-manager",
+            "operation": "Update",
+            "subresource": "status",
+            "fieldsV1": {"f:status": {"f:replicas": {}}},
+        },
+        {"manager": HANDOVER_MANAGER, "operation": "Apply", "fieldsV1": {"f:spec": {"f:replicas": {}}}},
+        {"manager": "kubectl-edit", "operation": "Update"},
+    ]
+    deployment = {
+        "metadata": {"name": "rr", "namespace": "ml", "managedFields": entries, "labels": {"app": "a"}},
+        "spec": {"replicas": 2, "paused": False},
+        "status": {"replicas": 2},
+    }
+    kept = slim("Deployment", deployment)
+    assert kept["spec"] == deployment["spec"] and kept["status"] == deployment["status"]
+    assert kept["metadata"]["labels"] == {"app": "a"}
+    kept_entries = kept["metadata"]["managedFields"]
+    assert [type(e.get("fieldsV1")) for e in kept_entries] == [str, str, str, type(None)]
+    assert [unpacked(e) for e in kept_entries] == entries
+    for manager in (FIELD_MANAGER, HANDOVER_MANAGER, "kubectl-edit", "kube-controller-manager"):
+        assert owns_replicas(kept, manager) == owns_replicas(deployment, manager)
+    assert owns_replicas(kept) and not owns_replicas(kept, "kubectl-edit")
+    assert describe_holder(kept) == describe_holder(deployment)
+    assert fold_managed_fields([unpacked(e) for e in kept_entries]) == fold_managed_fields(entries)
+    assert entries[0]["fieldsV1"]["f:spec"] is spec_tree  # the watched body itself is left alone
+    assert slim("Service", {"spec": {"type": "ClusterIP"}}) == {"spec": {"type": "ClusterIP"}}
 
 
 async def test_a_pipelines_deployments_come_from_its_index_key_and_its_own_writes() -> None:
