@@ -4,7 +4,7 @@ Each kind below is watched with the operator's ``managed-by`` label as a server-
 ``handlers.pipeline.configure``; the handlers filter by it too, for API emulators that ignore
 selectors on watches). Two things happen per watch event:
 
-* an index keeps the object (``reconcile.view`` reads it). kopf lists every index before any handler
+* an index keeps the object, slimmed and as text (``reconcile.view.Kept``; ``reconcile.view`` reads it). kopf lists every index before any handler
   or daemon runs, so the first pass after a restart already sees every child, and writes nothing
   that is in place;
 * the pipeline the object belongs to (its labels say) is woken: a pod turning ready, a hand edit or a
@@ -22,7 +22,7 @@ import kopf
 from rerank_operator import GROUP, VERSION
 from rerank_operator.reconcile.engine import PipelineState
 from rerank_operator.reconcile.schedule import Wakeups
-from rerank_operator.reconcile.view import index_key, owning_pipeline, pipeline_key, resource_version, slim
+from rerank_operator.reconcile.view import Kept, index_key, owning_pipeline, pipeline_key, resource_version
 from rerank_operator.render.naming import MANAGED_BY, PIPELINE_LABEL, PIPELINE_NAMESPACE_LABEL
 
 OWNED = {"app.kubernetes.io/managed-by": MANAGED_BY}
@@ -82,7 +82,7 @@ def _register(kind: str, api_version: str, plural: str) -> None:
     def index(
         namespace: str | None, name: str, labels: kopf.Labels, body: kopf.Body, **_: Any
     ) -> dict[Any, Any]:
-        kept = slim(kind, body)
+        kept = Kept.of(kind, body)
         keys = {index_key(kind, namespace or "", name, labels): kept}
         pipeline = labels.get(PIPELINE_LABEL)
         if kind == "Deployment" and pipeline and PIPELINE_NAMESPACE_LABEL not in labels:
@@ -117,7 +117,7 @@ for _kind, (_api_version, _plural) in RESOURCES.items():
 
 @kopf.index(*GRANTS, id=INDEX_NAMES["RerankPublishGrant"])
 def rerankpublishgrants_index(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
-    return {index_key("RerankPublishGrant", namespace or "", name, {}): slim("RerankPublishGrant", body)}
+    return {index_key("RerankPublishGrant", namespace or "", name, {}): Kept.of("RerankPublishGrant", body)}
 
 
 @kopf.on.event(*GRANTS, id="rerankpublishgrants-changed")

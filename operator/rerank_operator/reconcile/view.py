@@ -1,7 +1,9 @@
 """What a pass reads: the children as the operator's watches last saw them, not a GET per pass.
 
 The operator watches the kinds it owns (selected by its ``managed-by`` label) and keeps them in memory
-(kopf indexes, listed before any pass runs; see ``handlers.children``). A pass reads that memory
+(kopf indexes, listed before any pass runs; see ``handlers.children``), each as :class:`Kept`: the
+slimmed object's JSON text, which at a thousand pipelines is most of what the operator holds. A pass
+reads that memory
 through :class:`CachedReads`; only what is not watched is read from the API, and then only on passes
 that may need a fresh copy (a watch event or a resync), never on a canary-only pass:
 
@@ -18,6 +20,7 @@ callers without watches, e.g. tests that drive a single pass.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -39,7 +42,7 @@ WATCHED_KINDS = (
 )
 
 Key = tuple[str, str, str]  # kind, namespace, name
-Index = Mapping[Any, Collection[Mapping[str, Any]]]
+Index = Mapping[Any, Collection["Kept"]]
 
 
 def index_key(kind: str, namespace: str, name: str, labels: Mapping[str, str]) -> Any:
@@ -110,6 +113,31 @@ def resource_version(body: Mapping[str, Any] | None) -> int | None:
         return int(raw) if raw is not None else None
     except (TypeError, ValueError):
         return None
+
+
+@dataclass(frozen=True, slots=True)
+class Kept:
+    """An object as an index keeps it: its (slimmed) compact JSON text, decoded afresh on every read.
+
+    A decoded object costs several times its text (a dict or list per level, a string object per
+    value), and the indexes hold every child of every pipeline; a pass reads a few objects, and
+    decoding one takes tens of microseconds. Decoding also hands each pass a private copy, so no pass
+    can change what the next one reads. Name and resourceVersion stay outside the text: the overlay
+    and the Deployments-of-a-pipeline lookup compare them without decoding."""
+
+    name: str
+    version: int | None
+    text: str
+
+    @classmethod
+    def of(cls, kind: str, body: Mapping[str, Any]) -> Kept:
+        data = slim(kind, body)
+        name = (data.get("metadata") or {}).get("name")
+        return cls(str(name or ""), resource_version(data), json.dumps(data, separators=(",", ":")))
+
+    def body(self) -> dict[str, Any]:
+        decoded: dict[str, Any] = json.loads(self.text)
+        return decoded
 
 
 class Reads(Protocol):
@@ -222,12 +250,12 @@ class CachedReads:
         watched = next(iter(store), None)
         written = self.memory.overlay.get(key)
         if written is None:
-            return dict(watched) if watched is not None else None
+            return watched.body() if watched is not None else None
         version, body = written
-        seen = resource_version(watched)
+        seen = watched.version if watched is not None else None
         if version is not None and seen is not None and seen >= version:
             del self.memory.overlay[key]  # the watch has caught up with our write
-            return dict(watched) if watched is not None else None
+            return watched.body() if watched is not None else None
         return body
 
     async def pods(self, namespace: str, pipeline: str, selector: Mapping[str, str]) -> list[dict[str, Any]]:
@@ -235,15 +263,16 @@ class CachedReads:
             return await self.kube.list("Pod", namespace, _selector(selector))
         store = self.indexes["Pod"].get((namespace, pipeline)) or ()
         out = []
-        for pod in store:
+        for kept in store:
+            pod = kept.body()
             labels = (pod.get("metadata") or {}).get("labels") or {}
             if all(labels.get(k) == v for k, v in selector.items()):
-                out.append(dict(pod))
+                out.append(pod)
         return out
 
     async def grants(self, namespace: str) -> list[dict[str, Any]]:
         if self._watched("RerankPublishGrant", namespace):
-            return [dict(g) for g in self.indexes["RerankPublishGrant"].get(namespace) or ()]
+            return [g.body() for g in self.indexes["RerankPublishGrant"].get(namespace) or ()]
         if self.refresh or namespace not in self.memory.remembered_grants:
             self.memory.remembered_grants[namespace] = await self.kube.list("RerankPublishGrant", namespace)
         return self.memory.remembered_grants[namespace]
@@ -251,10 +280,7 @@ class CachedReads:
     async def deployments(self, namespace: str, pipeline: str) -> list[dict[str, Any]]:
         if not self._watched("Deployment", namespace):
             return await self.kube.list("Deployment", namespace, f"{PIPELINE_LABEL}={pipeline}")
-        names = {
-            str((d.get("metadata") or {}).get("name"))
-            for d in self.indexes["Deployment"].get(pipeline_key(namespace, pipeline)) or ()
-        }
+        names = {d.name for d in self.indexes["Deployment"].get(pipeline_key(namespace, pipeline)) or ()}
         names |= {  # our own writes the watch has not delivered yet
             key[2]
             for key, (_, body) in self.memory.overlay.items()
@@ -277,7 +303,7 @@ class CachedReads:
             return
         if answer is None:  # deleted: hide the watched copy until the watch drops it
             watched = next(iter(self.indexes[kind].get((namespace, name)) or ()), None)
-            version = resource_version(watched)
+            version = watched.version if watched is not None else None
             self.memory.overlay[key] = (None if version is None else version + 1, None)
             return
         self.memory.overlay[key] = (resource_version(answer), answer)

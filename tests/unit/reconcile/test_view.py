@@ -11,35 +11,58 @@ from rerank_operator.kube import KubeApi
 from rerank_operator.kube.managed_fields import fold_managed_fields, unpacked
 from rerank_operator.reconcile.ownership import describe_holder
 from rerank_operator.reconcile.replicas import HANDOVER_MANAGER, owns_replicas
-from rerank_operator.reconcile.view import CachedReads, ReadMemory, index_key, owning_pipeline, slim
+from rerank_operator.reconcile.view import CachedReads, Kept, ReadMemory, index_key, owning_pipeline, slim
 
 
 def obj(name: str, version: int, **extra: Any) -> dict[str, Any]:
     return {"metadata": {"name": name, "namespace": "ml", "resourceVersion": str(version)}, **extra}
 
 
-def reads(indexes: dict[str, dict[Any, list[dict[str, Any]]]], memory: ReadMemory) -> CachedReads:
+def kept(body: dict[str, Any], kind: str = "Service") -> Kept:
+    return Kept.of(kind, body)
+
+
+def reads(indexes: dict[str, dict[Any, list[Kept]]], memory: ReadMemory) -> CachedReads:
     # a client for no server: every read below must come from memory (a request would fail the test)
     unreachable = KubeApi(k8s_client.ApiClient(k8s_client.Configuration(host="http://127.0.0.1:9")))
     return CachedReads(indexes, unreachable, memory, refresh=False)
 
 
 async def test_reads_come_from_the_index() -> None:
-    view = reads({"Service": {("ml", "rr"): [obj("rr", 5)]}}, ReadMemory())
+    view = reads({"Service": {("ml", "rr"): [kept(obj("rr", 5))]}}, ReadMemory())
     assert (await view.get("Service", "ml", "rr"))["metadata"]["resourceVersion"] == "5"  # type: ignore[index]
     assert await view.get("Service", "ml", "other") is None
 
 
+async def test_the_index_keeps_text_and_every_read_is_a_private_copy() -> None:
+    """An object is kept as its slimmed JSON text (what a pass reads, no more), with its name and
+    version outside for the lookups that need no decode; a pass that changes what it read changes
+    nothing the next pass reads."""
+    body = obj("rr", 5, spec={"ports": [{"port": 8000}]})
+    body["metadata"]["managedFields"] = [{"manager": "m", "operation": "Apply", "fieldsV1": {"f:spec": {}}}]
+    entry = kept(body)
+    assert (entry.name, entry.version) == ("rr", 5)
+    assert entry.body() == slim("Service", body)
+    view = reads({"Service": {("ml", "rr"): [entry]}}, ReadMemory())
+    first = await view.get("Service", "ml", "rr")
+    assert first is not None
+    first["spec"]["ports"].append({"port": 1})
+    assert (await view.get("Service", "ml", "rr")) == slim("Service", body)
+    pod = kept({"metadata": {"name": "p", "labels": {"a": "b"}}, "spec": {"nodeName": "n"}}, "Pod")
+    assert pod.body() == {"metadata": {"name": "p", "labels": {"a": "b"}}, "status": {}}
+    assert Kept.of("Pod", {}).version is None
+
+
 async def test_an_own_write_wins_until_the_watch_catches_up() -> None:
-    index: dict[Any, list[dict[str, Any]]] = {("ml", "rr"): [obj("rr", 5)]}
+    index: dict[Any, list[Kept]] = {("ml", "rr"): [kept(obj("rr", 5))]}
     memory = ReadMemory()
     view = reads({"ConfigMap": index}, memory)
     view.wrote("ConfigMap", "ml", "rr", obj("rr", 9, data={"ready": "true"}))
     assert (await view.get("ConfigMap", "ml", "rr"))["data"] == {"ready": "true"}  # type: ignore[index]
-    index[("ml", "rr")] = [obj("rr", 9, data={"ready": "true"})]  # the watch event arrives
+    index[("ml", "rr")] = [kept(obj("rr", 9, data={"ready": "true"}))]  # the watch event arrives
     assert (await view.get("ConfigMap", "ml", "rr"))["metadata"]["resourceVersion"] == "9"  # type: ignore[index]
     assert memory.overlay == {}
-    index[("ml", "rr")] = [obj("rr", 12, data={"ready": "edited"})]  # a later hand edit is seen
+    index[("ml", "rr")] = [kept(obj("rr", 12, data={"ready": "edited"}))]  # a later hand edit is seen
     assert (await view.get("ConfigMap", "ml", "rr"))["data"] == {"ready": "edited"}  # type: ignore[index]
 
 
@@ -51,7 +74,7 @@ async def test_an_own_create_is_seen_before_its_watch_event() -> None:
 
 
 async def test_an_own_delete_hides_the_object_and_a_deletion_event_clears_the_overlay() -> None:
-    index: dict[Any, list[dict[str, Any]]] = {("ml", "rr"): [obj("rr", 5)]}
+    index: dict[Any, list[Kept]] = {("ml", "rr"): [kept(obj("rr", 5))]}
     memory = ReadMemory()
     view = reads({"ConfigMap": index}, memory)
     view.wrote("ConfigMap", "ml", "rr", None)
@@ -68,14 +91,14 @@ async def test_an_own_delete_hides_the_object_and_a_deletion_event_clears_the_ov
 async def test_a_watch_event_at_or_after_an_own_write_drops_its_copy() -> None:
     """An idle pipeline reads its children again only at its resync: the watch event settles the copy."""
     key = ("Deployment", "ml", "rr")
-    index: dict[Any, list[dict[str, Any]]] = {("ml", "rr"): [obj("rr", 4)]}
+    index: dict[Any, list[Kept]] = {("ml", "rr"): [kept(obj("rr", 4))]}
     memory = ReadMemory()
     view = reads({"Deployment": index}, memory)
     view.wrote(*key, obj("rr", 5))
     assert not memory.seen(key, 4)  # an older event: our write is still newer than the index
     assert key in memory.overlay
     assert (await view.get(*key) or {})["metadata"]["resourceVersion"] == "5"
-    index[("ml", "rr")] = [obj("rr", 5)]
+    index[("ml", "rr")] = [kept(obj("rr", 5))]
     assert memory.seen(key, 5)  # exactly our write coming back: nothing to wake the pipeline for
     assert memory.overlay == {}
     assert (await view.get(*key) or {})["metadata"]["resourceVersion"] == "5"  # now from the index
@@ -92,7 +115,7 @@ async def test_pods_are_the_pipelines_that_match_the_selector() -> None:
     ours["metadata"]["labels"] = {"app.kubernetes.io/instance": "rr", "rerank.dev/pipeline": "rr"}
     stray = obj("rr-2", 1)
     stray["metadata"]["labels"] = {"app.kubernetes.io/instance": "other", "rerank.dev/pipeline": "rr"}
-    view = reads({"Pod": {("ml", "rr"): [ours, stray]}}, ReadMemory())
+    view = reads({"Pod": {("ml", "rr"): [kept(ours, "Pod"), kept(stray, "Pod")]}}, ReadMemory())
     pods = await view.pods("ml", "rr", {"app.kubernetes.io/instance": "rr"})
     assert [p["metadata"]["name"] for p in pods] == ["rr-1"]
     assert await view.pods("ml", "nobody", {}) == []
@@ -198,7 +221,7 @@ async def test_a_pipelines_deployments_come_from_its_index_key_and_its_own_write
     labelled = {"rerank.dev/pipeline": "rr"}
     a = obj("rr-aaaa", 5)
     a["metadata"]["labels"] = labelled
-    index: dict[Any, list[dict[str, Any]]] = {("ml", "rr-aaaa"): [a], pipeline_key("ml", "rr"): [a]}
+    index: dict[Any, list[Kept]] = {("ml", "rr-aaaa"): [kept(a)], pipeline_key("ml", "rr"): [kept(a)]}
     memory = ReadMemory()
     view = reads({"Deployment": index}, memory)
     assert [d["metadata"]["name"] for d in await view.deployments("ml", "rr")] == ["rr-aaaa"]
