@@ -10,6 +10,8 @@
   +-10% so pipelines do not resync in step (default 600). Watched children are corrected at once.
 * ``RERANK_OPERATOR_STATUS_HEARTBEAT_SECONDS``: per-canary status detail (latency, consecutive counts,
   probe time) is written at most this often when nothing else changed (default 600).
+* ``RERANK_OPERATOR_MAX_CONCURRENT_PASSES``: passes doing their work at once, over all pipelines; the
+  rest wait their turn (default 32, ``reconcile.slots``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import os
 
 from rerank_operator.publish.content import DEFAULT_CLUSTER_DOMAIN
+from rerank_operator.reconcile.slots import DEFAULT_LIMIT
 
 
 def cluster_domain() -> str:
@@ -38,3 +41,12 @@ def resync_seconds() -> float:
 
 def status_heartbeat_seconds() -> float:
     return _seconds("RERANK_OPERATOR_STATUS_HEARTBEAT_SECONDS", 600.0, 0.0)
+
+
+def max_concurrent_passes() -> int:
+    raw = os.environ.get("RERANK_OPERATOR_MAX_CONCURRENT_PASSES", "").strip()
+    try:
+        value = int(raw) if raw else DEFAULT_LIMIT
+    except ValueError:
+        return DEFAULT_LIMIT
+    return max(1, value)

@@ -35,7 +35,12 @@ from rerank_operator.reconcile.schedule import (
     wait_for_wakeup,
 )
 from rerank_operator.reconcile.view import CachedReads, Index
-from rerank_operator.settings import cluster_domain, resync_seconds, status_heartbeat_seconds
+from rerank_operator.settings import (
+    cluster_domain,
+    max_concurrent_passes,
+    resync_seconds,
+    status_heartbeat_seconds,
+)
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +85,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
                 cluster_domain=cluster_domain(),
                 resync_seconds=resync_seconds(),
                 status_heartbeat_seconds=status_heartbeat_seconds(),
+                max_concurrent_passes=max_concurrent_passes(),
             ),
         )
     wakeups(memo)  # created before any handler copies the memo

@@ -60,6 +60,7 @@ from rerank_operator.reconcile.revisions import (
     format_retiring,
     plan_revisions,
 )
+from rerank_operator.reconcile.slots import DEFAULT_LIMIT, PassSlots, released
 from rerank_operator.reconcile.status_diff import essential
 from rerank_operator.reconcile.tracker import ProbeTracker
 from rerank_operator.reconcile.view import ApiReads, ReadMemory, Reads, plain
@@ -135,6 +136,8 @@ class ReconcilerConfig:
     resync_seconds: float = 600.0
     # per-canary status detail (latency, counters, probe time) alone is written at most this often
     status_heartbeat_seconds: float = 600.0
+    # passes doing their work at once, all pipelines together (``reconcile.slots``)
+    max_concurrent_passes: int = DEFAULT_LIMIT
 
 
 class Reconciler:
@@ -151,6 +154,7 @@ class Reconciler:
         self.destinations = destinations if destinations is not None else DestinationPolicy.from_env()
         self._http: httpx.AsyncClient | None = None
         self.discovery = ApiDiscovery(kube)
+        self.slots = PassSlots(config.max_concurrent_passes)
 
     def _http_client(self) -> httpx.AsyncClient:
         """One client for every canary (building one loads the CA bundle: ~50 ms on the event loop).
@@ -176,7 +180,13 @@ class Reconciler:
         *,
         reads: Reads | None = None,
     ) -> None:
-        """One pass. ``reads``: where children are read from (the watch-fed view; default: the API)."""
+        """One pass. ``reads``: where children are read from (the watch-fed view; default: the API).
+
+        It waits for a slot (``reconcile.slots``) before it copies or reads anything."""
+        async with self.slots.held():
+            await self._reconcile(body, state, reads)
+
+    async def _reconcile(self, body: Mapping[str, Any], state: PipelineState, reads: Reads | None) -> None:
         raw: dict[str, Any] = plain(body)
         meta = raw.get("metadata") or {}
         if meta.get("deletionTimestamp"):
@@ -822,7 +832,8 @@ class Reconciler:
             # the canary goes in Milvus's batches; for TEI the server's /info must allow that many
             max_client_batch_size=spec.publish.max_client_batch_size,
         )
-        verdict = await probe_reranker(target, client=self._http_client(), resolver=self.resolver)
+        async with released():  # the canary's wait is the reranker's, not a reason to hold up others
+            verdict = await probe_reranker(target, client=self._http_client(), resolver=self.resolver)
         return verdict.ok, str(verdict.reason), verdict.message, verdict.latency_ms
 
     @staticmethod
