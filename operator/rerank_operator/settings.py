@@ -16,10 +16,13 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 from rerank_operator.publish.content import DEFAULT_CLUSTER_DOMAIN
 from rerank_operator.reconcile.slots import DEFAULT_LIMIT
+
+log = logging.getLogger(__name__)
 
 
 def cluster_domain() -> str:
@@ -31,6 +34,7 @@ def _seconds(name: str, default: float, minimum: float) -> float:
     try:
         value = float(raw) if raw else default
     except ValueError:
+        log.warning("%s=%r is not a number of seconds; using the default, %s", name, raw, default)
         return default
     return max(minimum, value)
 
@@ -48,5 +52,10 @@ def max_concurrent_passes() -> int:
     try:
         value = int(raw) if raw else DEFAULT_LIMIT
     except ValueError:
+        log.warning(
+            "RERANK_OPERATOR_MAX_CONCURRENT_PASSES=%r is not a whole number; using the default, %s",
+            raw,
+            DEFAULT_LIMIT,
+        )
         return DEFAULT_LIMIT
     return max(1, value)

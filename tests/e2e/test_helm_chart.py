@@ -187,6 +187,7 @@ def test_template_clusterwide(helm: Helm) -> None:
     assert {p["name"]: p["containerPort"] for p in c["ports"]} == {"healthz": 8080, "metrics": 9090}
     assert {"name": "RERANK_OPERATOR_CLUSTER_DOMAIN", "value": "cluster.local"} in c["env"]
     assert {"name": "RERANK_OPERATOR_RESYNC_SECONDS", "value": "600"} in c["env"]
+    assert {"name": "RERANK_OPERATOR_MAX_CONCURRENT_PASSES", "value": "32"} in c["env"]
     assert {"name": "RERANK_OPERATOR_STATUS_HEARTBEAT_SECONDS", "value": "600"} in c["env"]
     assert c["resources"]["requests"] and c["resources"]["limits"]["memory"]
     assert {"name": "tmp", "mountPath": "/tmp"} in c["volumeMounts"]

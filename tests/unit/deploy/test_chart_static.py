@@ -134,6 +134,8 @@ def test_values_yaml_validates() -> None:
         ({"metrics": {"serviceMonitor": {"enabled": "yes"}}}, "metrics.serviceMonitor.enabled", "type", "boolean"),
         ({"image": {"repository": "x", "pullPolicy": "Sometimes"}}, "image.pullPolicy", "enum", "Sometimes"),
         ({"resyncSeconds": 0}, "resyncSeconds", "minimum", "0"),
+        ({"maxConcurrentPasses": 0}, "maxConcurrentPasses", "minimum", "0"),
+        ({"maxConcurrentPasses": 1.5}, "maxConcurrentPasses", "type", "integer"),
     ],
 )  # fmt: skip
 def test_schema_rejects_typos_and_bad_values(
