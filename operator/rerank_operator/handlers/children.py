@@ -4,9 +4,9 @@ Each kind below is watched with the operator's ``managed-by`` label as a server-
 ``handlers.pipeline.configure``; the handlers filter by it too, for API emulators that ignore
 selectors on watches). Two things happen per watch event:
 
-* an index keeps the object, slimmed and as text (``reconcile.view.Kept``; ``reconcile.view`` reads it). kopf lists every index before any handler
-  or daemon runs, so the first pass after a restart already sees every child, and writes nothing
-  that is in place;
+* an index keeps the object, slimmed and as text (``reconcile.view.Kept``, read by ``reconcile.view``).
+  kopf lists every index before any handler or daemon runs, so the first pass after a restart
+  already sees every child, and writes nothing that is in place;
 * the pipeline the object belongs to (its labels say) is woken: a pod turning ready, a hand edit or a
   deleted child is handled at once, not at the next resync.
 """

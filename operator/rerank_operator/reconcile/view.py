@@ -1,11 +1,10 @@
 """What a pass reads: the children as the operator's watches last saw them, not a GET per pass.
 
 The operator watches the kinds it owns (selected by its ``managed-by`` label) and keeps them in memory
-(kopf indexes, listed before any pass runs; see ``handlers.children``), each as :class:`Kept`: the
-slimmed object's JSON text, which at a thousand pipelines is most of what the operator holds. A pass
-reads that memory
-through :class:`CachedReads`; only what is not watched is read from the API, and then only on passes
-that may need a fresh copy (a watch event or a resync), never on a canary-only pass:
+(kopf indexes, listed before any pass runs; see ``handlers.children``), each as :class:`Kept`, the
+slimmed object's JSON text. A pass reads that memory through :class:`CachedReads`; only what is not
+watched is read from the API, and then only on passes that may need a fresh copy (a watch event or a
+resync), never on a canary-only pass:
 
 * kinds without a watch (Secrets, KEDA's objects, PodMonitors);
 * namespaces the operator does not watch (``run --namespace``: copies published elsewhere).
