@@ -20,9 +20,11 @@ from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 
-# the default: as many passes as the API facade has request threads (``kube.client``); more would only
-# wait for a thread, holding their memory
-DEFAULT_LIMIT = 32
+from rerank_operator.kube.client import CONCURRENT_REQUESTS
+
+# the default: as many passes as the API facade has request threads; more would only wait for a
+# thread, holding their memory
+DEFAULT_LIMIT = CONCURRENT_REQUESTS
 
 
 @dataclass
