@@ -5,10 +5,13 @@ Each kind below is watched with the operator's ``managed-by`` label as a server-
 selectors on watches). Two things happen per watch event:
 
 * an index keeps the object, slimmed and as text (``reconcile.view.Kept``, read by ``reconcile.view``).
-  kopf lists every index before any handler or daemon runs, so the first pass after a restart
+  kopf lists every index before any other handler runs, so the first pass after a restart
   already sees every child, and writes nothing that is in place;
 * the pipeline the object belongs to (its labels say) is woken: a pod turning ready, a hand edit or a
   deleted child is handled at once, not at the next resync.
+
+The handlers are ``async`` (kopf would run plain functions in a worker thread, a thread hop per
+event), and cheap: they run on the event loop, as the runner they wake must.
 """
 
 from __future__ import annotations
@@ -20,8 +23,7 @@ from typing import Any
 import kopf
 
 from rerank_operator import GROUP, VERSION
-from rerank_operator.reconcile.engine import PipelineState
-from rerank_operator.reconcile.schedule import Wakeups
+from rerank_operator.reconcile.runner import Runner
 from rerank_operator.reconcile.view import Kept, index_key, owning_pipeline, pipeline_key, resource_version
 from rerank_operator.render.naming import MANAGED_BY, PIPELINE_LABEL, PIPELINE_NAMESPACE_LABEL
 
@@ -67,19 +69,16 @@ class QuietWakeups(logging.Filter):
 logging.getLogger("kopf.objects").addFilter(QuietWakeups())
 
 
-def wakeups(memo: kopf.Memo) -> Wakeups[PipelineState]:
-    """The operator-wide registry of running pipeline daemons (one object shared by every handler:
-    kopf gives each object a shallow copy of the operator's memo)."""
-    registry = memo.get("wakeups")
-    if registry is None:
-        registry = Wakeups[PipelineState]()
-        memo["wakeups"] = registry
-    assert isinstance(registry, Wakeups)
-    return registry
+def runner(memo: kopf.Memo) -> Runner:
+    """The operator-wide runner of every pipeline's passes (one object shared by every handler: kopf
+    gives each object a shallow copy of the operator's memo; ``handlers.pipeline`` makes it at startup)."""
+    found = memo["runner"]
+    assert isinstance(found, Runner)
+    return found
 
 
 def _register(kind: str, api_version: str, plural: str) -> None:
-    def index(
+    async def index(
         namespace: str | None, name: str, labels: kopf.Labels, body: kopf.Body, **_: Any
     ) -> dict[Any, Any]:
         kept = Kept.of(kind, body)
@@ -89,14 +88,14 @@ def _register(kind: str, api_version: str, plural: str) -> None:
             keys[pipeline_key(namespace or "", pipeline)] = kept  # all of one pipeline's (revisions)
         return keys
 
-    def changed(
+    async def changed(
         event: kopf.RawEvent, namespace: str | None, name: str, labels: kopf.Labels, memo: kopf.Memo, **_: Any
     ) -> None:
         owner = owning_pipeline(namespace or "", labels)
         if owner is None:
             return
-        registry = wakeups(memo)
-        state = registry.state(owner)
+        passes = runner(memo)
+        state = passes.state(owner)
         if state is not None:
             key = (kind, namespace or "", name)
             version = resource_version(event.get("object"))
@@ -104,7 +103,7 @@ def _register(kind: str, api_version: str, plural: str) -> None:
                 state.memory.deleted(key, version)
             elif state.memory.seen(key, version):
                 return  # the echo of the operator's own write: its pass knew the answer already
-        registry.wake(owner)
+        passes.wake(owner)
 
     index.__name__ = index.__qualname__ = INDEX_NAMES[kind]
     kopf.index(api_version, plural, id=INDEX_NAMES[kind], labels=OWNED)(index)
@@ -116,14 +115,16 @@ for _kind, (_api_version, _plural) in RESOURCES.items():
 
 
 @kopf.index(*GRANTS, id=INDEX_NAMES["RerankPublishGrant"])
-def rerankpublishgrants_index(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+async def rerankpublishgrants_index(
+    namespace: str | None, name: str, body: kopf.Body, **_: Any
+) -> dict[Any, Any]:
     return {index_key("RerankPublishGrant", namespace or "", name, {}): Kept.of("RerankPublishGrant", body)}
 
 
 @kopf.on.event(*GRANTS, id="rerankpublishgrants-changed")
-def grant_changed(namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
+async def grant_changed(namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
     """Consent given or withdrawn: wake the pipelines that publish into this namespace."""
-    registry = wakeups(memo)
-    for key, (_event, state) in list(registry.entries.items()):
+    passes = runner(memo)
+    for key, state in passes.states():
         if namespace in state.publish_targets:
-            registry.wake(key)
+            passes.wake(key)

@@ -90,7 +90,7 @@ SILENT_NOT_READY = frozenset({AWAITING_FIRST_PROBE, ROLLING_OUT})
 
 @dataclass
 class PipelineState:
-    """Per-pipeline memory between passes (kopf's per-object memo holds one)."""
+    """Per-pipeline memory between passes (``reconcile.runner`` holds one per pipeline)."""
 
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     tracker: ProbeTracker = field(default_factory=ProbeTracker)
@@ -107,7 +107,7 @@ class PipelineState:
     seeded: bool = False
     # a child was rejected or is someone else's: retried on a timer (an unwatched object may change)
     apply_errors: bool = False
-    probe_interval_seconds: float = 30.0  # from the last valid spec, for the daemon's schedule
+    probe_interval_seconds: float = 30.0  # from the last valid spec, for the runner's schedule
     # an autoscaler left from before this process started (status lost) was looked for
     leftovers_checked: bool = False
     memory: ReadMemory = field(default_factory=ReadMemory)
@@ -118,11 +118,9 @@ class PipelineState:
     status_written_at: float | None = None
     # namespaces the pipeline publishes into, for waking it when their consent changes
     publish_targets: frozenset[str] = frozenset()
-    # the generation the daemon last started a pass for: a newer one in a watch event wakes it
-    seen_generation: int | None = None
     # BlueGreen: the revision whose pods ``tracker`` judges (a candidate earns successThreshold itself)
     tracker_revision: str | None = None
-    # BlueGreen: when the next drain ends (monotonic), for the daemon's schedule
+    # BlueGreen: when the next drain ends (monotonic), for the runner's schedule
     drain_due: float | None = None
 
     def probe_due(self, now: float) -> bool:
@@ -184,9 +182,12 @@ class Reconciler:
 
         It waits for a slot (``reconcile.slots``) before it copies or reads anything."""
         async with self.slots.held():
-            await self._reconcile(body, state, reads)
+            await self.run_pass(body, state, reads)
 
-    async def _reconcile(self, body: Mapping[str, Any], state: PipelineState, reads: Reads | None) -> None:
+    async def run_pass(
+        self, body: Mapping[str, Any], state: PipelineState, reads: Reads | None = None
+    ) -> None:
+        """One pass, by a caller that holds a slot already (``reconcile.runner``)."""
         raw: dict[str, Any] = plain(body)
         meta = raw.get("metadata") or {}
         if meta.get("deletionTimestamp"):

@@ -1,4 +1,5 @@
-"""When a pipeline's next pass runs, and what wakes it (no Kubernetes, no kopf).
+"""When a pipeline's next pass runs, and what wakes it (no Kubernetes, no kopf; ``reconcile.runner``
+runs the passes).
 
 A pass runs when something happened, or when something is due; never on a tick:
 
@@ -16,11 +17,9 @@ Only ``PROBE`` passes trust remembered unwatched objects: see ``reconcile.view``
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import random
-from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from dataclasses import dataclass
 
 COALESCE_SECONDS = 0.05  # kopf 1.45 hands over every event at once (it no longer batches them)
 APPLY_ERROR_RETRY_SECONDS = 60.0  # a rejected or foreign child: how often it is tried again
@@ -48,7 +47,7 @@ def jittered(period: float, rng: random.Random | None = None) -> float:
 
 @dataclass
 class Schedule:
-    """The due times (monotonic seconds) of one pipeline's daemon."""
+    """The due times (monotonic seconds) of one pipeline's passes (``reconcile.runner`` keeps them)."""
 
     resync_seconds: float
     next_resync: float
@@ -95,49 +94,3 @@ class Schedule:
         if drain_due is not None:  # a second late, so the pass finds the drain over
             due.append((max(drain_due + 1.0, last_pass), Trigger.DRAIN))
         return min(due, key=lambda d: d[0])
-
-
-T = TypeVar("T")
-
-
-@dataclass
-class Wakeups(Generic[T]):
-    """Running pipelines by (namespace, name): an Event to wake each, and what the handlers need to
-    route a watch event to it (its state)."""
-
-    entries: dict[tuple[str, str], tuple[asyncio.Event, T]] = field(default_factory=dict)
-
-    def register(self, key: tuple[str, str], state: T) -> asyncio.Event:
-        event = asyncio.Event()
-        self.entries[key] = (event, state)
-        return event
-
-    def unregister(self, key: tuple[str, str], event: asyncio.Event) -> None:
-        if key in self.entries and self.entries[key][0] is event:
-            del self.entries[key]
-
-    def state(self, key: tuple[str, str]) -> T | None:
-        entry = self.entries.get(key)
-        return entry[1] if entry is not None else None
-
-    def wake(self, key: tuple[str, str]) -> bool:
-        entry = self.entries.get(key)
-        if entry is None:
-            return False
-        entry[0].set()
-        return True
-
-
-async def wait_for_wakeup(event: asyncio.Event, delay: float) -> bool:
-    """True when ``event`` is set within ``delay`` seconds. ``asyncio.timeout`` (not ``wait_for``)
-    keeps a cancellation of the daemon a cancellation."""
-    if event.is_set():
-        return True
-    if delay <= 0:
-        return False
-    try:
-        async with asyncio.timeout(delay):
-            await event.wait()
-    except TimeoutError:
-        return False
-    return True

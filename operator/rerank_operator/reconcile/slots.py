@@ -1,7 +1,7 @@
 """How many passes do their work at once: a bound, like controller-runtime's MaxConcurrentReconciles.
 
-Every pipeline has its own daemon, so a burst (a thousand pipelines applied together, or all their pods
-turning ready) starts a thousand passes at once. Unbounded, they would all hold what a pass holds (the
+A burst (a thousand pipelines applied together, or all their pods turning ready) makes a thousand
+passes due at once. Unbounded, they would all hold what a pass holds (the
 parsed spec, rendered manifests, decoded children, the apiserver's answers) while they queue for the
 same API connections and the same core: the operator's memory peaks with the burst, and every pass
 finishes late instead of most finishing early. With a bound, a pass waits for a slot (first come, first

@@ -1,8 +1,7 @@
-"""When the next pass is due, and the wake-up registry."""
+"""When the next pass is due."""
 
 from __future__ import annotations
 
-import asyncio
 import random
 
 from rerank_operator.reconcile.schedule import (
@@ -11,9 +10,7 @@ from rerank_operator.reconcile.schedule import (
     RESYNC_JITTER,
     Schedule,
     Trigger,
-    Wakeups,
     jittered,
-    wait_for_wakeup,
 )
 
 
@@ -55,29 +52,3 @@ def test_resync_retry_and_rejected_children() -> None:
     assert s.retry_at is None and s.backoff == 1
     due = s.next_due(last_pass=1200, last_probe=1200, probe_interval=3600, apply_errors=True)
     assert due == (1200 + APPLY_ERROR_RETRY_SECONDS, Trigger.RETRY)
-
-
-async def test_wakeups_reach_the_registered_daemon_only() -> None:
-    registry: Wakeups[str] = Wakeups()
-    event = registry.register(("ml", "rr"), "state")
-    assert registry.state(("ml", "rr")) == "state"
-    assert not registry.wake(("ml", "other"))
-    assert not await wait_for_wakeup(event, 0.01)
-    asyncio.get_running_loop().call_later(0.01, registry.wake, ("ml", "rr"))
-    assert await wait_for_wakeup(event, 5)
-    registry.unregister(("ml", "rr"), asyncio.Event())  # someone else's event: kept
-    assert registry.state(("ml", "rr")) == "state"
-    registry.unregister(("ml", "rr"), event)
-    assert registry.state(("ml", "rr")) is None
-
-
-async def test_a_cancelled_wait_stays_a_cancellation() -> None:
-    task = asyncio.create_task(wait_for_wakeup(asyncio.Event(), 60))
-    await asyncio.sleep(0.01)
-    task.cancel()
-    try:
-        await task
-    except asyncio.CancelledError:
-        pass
-    else:
-        raise AssertionError("the cancellation was swallowed")
