@@ -9,17 +9,17 @@ import asyncio
 from typing import Any
 
 import pytest
-from kubernetes import config as k8s_config
 
 from rerank_operator import FIELD_MANAGER
 from rerank_operator.kube import ApiError, KubeApi
+from rerank_operator.kube.credentials import kubeconfig_credentials
 from rerank_operator.reconcile.view import slim
 from rerank_operator.sandbox import ClusterClient
 
 
 @pytest.fixture
 def kube(cluster: ClusterClient) -> KubeApi:
-    return KubeApi(k8s_config.new_client_from_config(config_file=str(cluster.kubeconfig)))  # type: ignore[no-untyped-call]
+    return KubeApi(kubeconfig_credentials([str(cluster.kubeconfig)]))
 
 
 def configmap(namespace: str, **data: str) -> dict[str, Any]:

@@ -72,7 +72,6 @@ async def start_operator(
     kubeconfig for both kopf and ``KubeApi``, a 1 s resync and host overrides that send the canary
     of every name in ``kmock_support.PIPELINE_NAMES`` to the stand-in. Stopped at teardown.
     """
-    import kubernetes.config.kube_config
     from kmock_support import Harness, OperatorThread, host_overrides, write_kubeconfig
 
     started: list[Harness] = []
@@ -82,9 +81,6 @@ async def start_operator(
         server = StandinServer(**standin_kwargs).start()
         kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", str(k8s_emulator.url).rstrip("/"))
         monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
-        # The kubernetes client reads $KUBECONFIG once, at import (KUBE_CONFIG_DEFAULT_LOCATION), and
-        # in a test process that was long ago: point the default at our file as well.
-        monkeypatch.setattr(kubernetes.config.kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(kubeconfig))
         monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
         monkeypatch.delenv("RERANK_OPERATOR_RESYNC_SECONDS", raising=False)  # watch-driven: no resync needed
         monkeypatch.setenv("RERANK_OPERATOR_CLUSTER_DOMAIN", "cluster.local")

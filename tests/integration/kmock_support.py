@@ -5,8 +5,8 @@ The pieces, all real except the API server itself:
 * kmock's ``KubernetesEmulator`` on 127.0.0.1 (subclassed as :class:`Emulator` to add the apiserver
   bookkeeping kmock leaves out), taught the builtin resources (kmock's bundled discovery data) and
   our CRD ``rerank.dev/v1alpha1 rerankpipelines``;
-* a kubeconfig pointing at it (plain http, no auth) in ``$KUBECONFIG``, so that kopf's login
-  (``login_via_client``) and our ``KubeApi`` (``load_api_client``) both talk to it;
+* a kubeconfig pointing at it (plain http, no auth) in ``$KUBECONFIG``, so that our ``KubeApi``
+  (``load_api_client``) and kopf, logged in with the same credentials, both talk to it;
 * the operator: ``kopf.operator()`` with the handlers of ``rerank_operator.handlers`` in a thread
   with its own event loop (the emulator keeps serving on the test's loop);
 * a reranker stand-in on loopback, reached through ``RERANK_OPERATOR_HOST_OVERRIDES`` (the probe's

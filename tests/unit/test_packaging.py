@@ -104,3 +104,30 @@ def test_offline_commands_do_not_import_kopf() -> None:
         "print(json.dumps(out))\n"
     )
     assert json.loads(python(code)) == {"validate": [0, []], "render": [0, []], "crd": [0, []]}
+
+
+def test_the_operator_runs_without_the_kubernetes_client_library() -> None:
+    """The image installs no ``kubernetes`` package (it is the app helper's, in the client extra): the
+    operator's modules, its handlers and kopf must all import without it. A fresh interpreter refuses
+    that import outright, as an image without it would."""
+    code = (
+        "import importlib.abc, json, sys\n"
+        "class NoKubernetes(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'kubernetes':\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+        "sys.meta_path.insert(0, NoKubernetes())\n"
+        "import rerank_operator.handlers, rerank_operator.cli.run_cmd, rerank_operator.kube\n"
+        "from rerank_operator.handlers.pipeline import login\n"
+        "print(json.dumps(['kopf' in sys.modules, sorted(m for m in sys.modules if m.startswith('kubernetes'))]))\n"
+    )
+    assert json.loads(python(code)) == [True, []]
+
+
+def test_runtime_dependencies_leave_the_client_library_to_the_app_extra() -> None:
+    import tomllib
+
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    names = [dep.split(">")[0].split("=")[0].split("<")[0].strip() for dep in project["dependencies"]]
+    assert "kubernetes" not in names and "kopf" in names and "httpx" in names
+    assert any(dep.startswith("kubernetes") for dep in project["optional-dependencies"]["client"])

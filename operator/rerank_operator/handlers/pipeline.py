@@ -14,6 +14,7 @@ watch event, and the runner is the event loop's alone.
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
 import logging
 from collections.abc import Callable, Mapping
@@ -102,6 +103,30 @@ def _runner(reconciler: Reconciler, indexes: Mapping[str, Index], covers: Callab
         await reconciler.run_pass(body, state, reads)
 
     return Runner(run, slots=reconciler.slots, resync_seconds=reconciler.config.resync_seconds)
+
+
+@kopf.on.login(id="credentials")
+async def login(memo: kopf.Memo, **_: Any) -> kopf.ConnectionInfo:
+    """kopf's watches use the API facade's own credentials (``kube.credentials``): one identity, read
+    one way, and no client library loaded for kopf to find them. kopf logs in again when the
+    apiserver refuses its token; a rotated token file or an exec plugin then gives a fresh one."""
+    creds = _reconciler(memo).kube.credentials
+    if creds.renews:
+        creds.forget_token()
+    token = await asyncio.to_thread(creds.bearer_token) if creds.must_ask else creds.bearer_token()
+    return kopf.ConnectionInfo(
+        server=creds.server,
+        ca_path=creds.ca_path,
+        ca_data=creds.ca_data,
+        insecure=creds.insecure,
+        certificate_path=creds.certificate_path,
+        certificate_data=creds.certificate_data,
+        private_key_path=creds.private_key_path,
+        private_key_data=creds.private_key_data,
+        token=token,
+        default_namespace=creds.namespace,
+        expiration=creds.expires_at(),
+    )
 
 
 @kopf.on.cleanup()

@@ -1,7 +1,7 @@
 """A small async facade over the Kubernetes REST API, used by the handlers.
 
-The kubernetes client does auth and TLS (kubeconfig, in-cluster tokens); this layer adds the few
-verbs the operator needs on raw dicts, so manifests from ``render`` go out unchanged.
+``credentials`` finds who the operator is (its ServiceAccount, or a kubeconfig); ``client`` sends the
+few verbs the operator needs, on raw dicts, so manifests from ``render`` go out unchanged.
 """
 
 from rerank_operator.kube.client import ApiError, KubeApi, load_api_client, secret_value

@@ -1,34 +1,31 @@
 """Async verbs on raw manifests: get, list, apply (server-side), delete, patch status.
 
-The kubernetes client is synchronous; calls run in a worker thread so kopf's event loop never
-blocks. Applies use server-side apply with field manager ``rerank-operator``: re-applying the same
-manifest is a no-op (no resourceVersion bump), fields the operator stops setting are removed, and
-fields other controllers own (e.g. a Service's clusterIP) are left alone.
+Requests go out on httpx, on the operator's event loop: no thread per request, and no client library
+between the manifests from ``render`` and the wire. Applies use server-side apply with field manager
+``rerank-operator``: re-applying the same manifest is a no-op (no resourceVersion bump), fields the
+operator stops setting are removed, and fields other controllers own (e.g. a Service's clusterIP) are
+left alone.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import functools
 import json
 import logging
-import os
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from kubernetes import client as k8s_client
-from kubernetes import config as k8s_config
+import httpx
 
 from rerank_operator import FIELD_MANAGER
+from rerank_operator.kube.credentials import Credentials, CredentialsError, load_credentials
 from rerank_operator.kube.managed_fields import covered, fold_managed_fields, managed_fields, ours, unpacked
 from rerank_operator.kube.paths import object_path, resource_path
 
 log = logging.getLogger(__name__)
 
-# Requests in flight at once: the kubernetes client is synchronous, one thread per request. asyncio's
-# default executor has min(32, CPUs + 4) threads, 6 on a 2-core node, and is shared with everything
-# else; a burst of passes (100 pipelines turning ready together) would queue behind it.
+# Requests in flight at once (connections to the apiserver): a burst of passes queues for these
+# rather than opening a connection each.
 CONCURRENT_REQUESTS = 32
 
 APPLY = "application/apply-patch+yaml"
@@ -52,26 +49,49 @@ class ApiError(Exception):
         return self.status in (0, 409, 429) or self.status >= 500
 
 
-def load_api_client() -> k8s_client.ApiClient:
-    """In-cluster credentials when running in a pod, else the kubeconfig (``$KUBECONFIG``)."""
+def load_api_client() -> Credentials:
+    """In-cluster credentials when running in a pod, else the kubeconfig (``$KUBECONFIG``); an
+    ``ApiError`` (status 0) when there are none, naming what was looked for."""
     try:
-        k8s_config.load_incluster_config()  # type: ignore[no-untyped-call]
-    except k8s_config.ConfigException:
-        # $KUBECONFIG read now, not when the kubernetes package was imported
-        k8s_config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))  # type: ignore[no-untyped-call]
-    configuration = k8s_client.Configuration.get_default_copy()
-    configuration.connection_pool_maxsize = CONCURRENT_REQUESTS  # one connection per request thread
-    return k8s_client.ApiClient(configuration)
+        return load_credentials()
+    except CredentialsError as exc:
+        raise ApiError(0, "NoCredentials", str(exc)) from exc
 
 
 class KubeApi:
-    def __init__(self, api_client: k8s_client.ApiClient, *, timeout: float = 30.0):
-        self._api = api_client
+    def __init__(self, credentials: Credentials, *, timeout: float = 30.0):
+        self.credentials = credentials
         self._timeout = timeout
-        self._executor = ThreadPoolExecutor(max_workers=CONCURRENT_REQUESTS, thread_name_prefix="kube-api")
+        self._ssl = credentials.ssl_context()
+        # one client per event loop: a pooled connection belongs to the loop that opened it
+        self._client: httpx.AsyncClient | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # ------------------------------------------------------------------------------ transport
-    def _request_sync(
+    def _http(self) -> httpx.AsyncClient:
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._loop is not loop:
+            self._client = httpx.AsyncClient(
+                base_url=self.credentials.server,
+                verify=self._ssl if self._ssl is not None else True,
+                timeout=self._timeout,
+                trust_env=False,  # the apiserver is reached directly, never through $HTTPS_PROXY
+                limits=httpx.Limits(
+                    max_connections=CONCURRENT_REQUESTS, max_keepalive_connections=CONCURRENT_REQUESTS
+                ),
+            )
+            self._loop = loop
+        return self._client
+
+    async def _authorization(self) -> dict[str, str]:
+        creds = self.credentials
+        try:
+            token = await asyncio.to_thread(creds.bearer_token) if creds.must_ask else creds.bearer_token()
+        except CredentialsError as exc:
+            raise ApiError(0, "NoCredentials", str(exc)) from exc
+        return {"Authorization": f"Bearer {token}"} if token else {}
+
+    async def request(
         self,
         method: str,
         path: str,
@@ -80,42 +100,38 @@ class KubeApi:
         query: list[tuple[str, str]] | None = None,
         content_type: str = JSON,
     ) -> dict[str, Any]:
+        content = None if body is None else json.dumps(body, separators=(",", ":")).encode()
         headers = {"Accept": "application/json", "Content-Type": content_type}
-        m, url, hdrs, payload, _ = self._api.param_serialize(
-            method,
-            path,
-            query_params=query or None,
-            header_params=headers,
-            body=body,
-            auth_settings=["BearerToken"],
-        )
-        try:
-            resp = self._api.call_api(
-                m, url, header_params=hdrs, body=payload, _request_timeout=self._timeout
-            )
-            data = resp.read()  # type: ignore[no-untyped-call]
-            status = resp.status
-        except k8s_client.ApiException as exc:  # raised for transport-level failures
-            raise ApiError(exc.status or 0, exc.reason or "Error", str(exc.body or exc)) from exc
-        except Exception as exc:  # urllib3 connection errors and the like
-            raise ApiError(0, type(exc).__name__, str(exc)) from exc
-        parsed: dict[str, Any] = {}
-        if data:
+        params = httpx.QueryParams(tuple(query)) if query else None
+        for attempt in (1, 2):
+            headers.update(await self._authorization())
             try:
-                parsed = json.loads(data)
+                resp = await self._http().request(
+                    method, path, params=params, content=content, headers=headers
+                )
+            except httpx.HTTPError as exc:  # connection refused, timeouts, protocol errors
+                raise ApiError(0, type(exc).__name__, str(exc) or type(exc).__name__) from exc
+            if resp.status_code == 401 and attempt == 1 and self.credentials.renews:
+                self.credentials.forget_token()  # rotated or expired: read or ask for it once more
+                continue
+            break
+        parsed: dict[str, Any] = {}
+        if resp.content:
+            try:
+                parsed = resp.json()
             except ValueError:
-                parsed = {"message": data.decode("utf-8", "replace")[:500]}
-        if not 200 <= status < 300:
-            raise ApiError(status, str(parsed.get("reason", "Error")), str(parsed.get("message", "")))
+                parsed = {"message": resp.content.decode("utf-8", "replace")[:500]}
+        if not 200 <= resp.status_code < 300:
+            raise ApiError(
+                resp.status_code, str(parsed.get("reason", "Error")), str(parsed.get("message", ""))
+            )
         return parsed
 
-    def close(self) -> None:
-        """Let the request threads go (idle ones would otherwise stay until the process exits)."""
-        self._executor.shutdown(wait=False, cancel_futures=True)
-
-    async def request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        call = functools.partial(self._request_sync, method, path, **kwargs)
-        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+    async def aclose(self) -> None:
+        """Close the pooled connections (those of another, finished loop are simply dropped)."""
+        client, self._client = self._client, None
+        if client is not None and self._loop is asyncio.get_running_loop():
+            await client.aclose()
 
     # ---------------------------------------------------------------------------------- verbs
     async def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:

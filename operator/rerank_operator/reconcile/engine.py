@@ -168,7 +168,7 @@ class Reconciler:
         if self._http is not None:
             await self._http.aclose()
             self._http = None
-        self.kube.close()
+        await self.kube.aclose()
 
     # ------------------------------------------------------------------------------ entry
     async def reconcile(

@@ -62,8 +62,8 @@ def make(passes: Passes, limit: int = 4) -> Runner:
     return Runner(passes, slots=PassSlots(limit), resync_seconds=600, coalesce_seconds=COALESCE)
 
 
-async def until(check: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
+async def until(check: Callable[[], bool], within: float = 5.0) -> None:
+    deadline = time.monotonic() + within
     while not check():
         assert time.monotonic() < deadline, "timed out"
         await asyncio.sleep(0.005)
@@ -156,7 +156,7 @@ async def test_a_failing_pass_is_retried_with_backoff_and_never_stops_the_pipeli
     await until(lambda: len(passes.calls) == 1)
     failed_at = time.monotonic()
     passes.fail = False
-    await until(lambda: len(passes.calls) == 2, timeout=MIN_BACKOFF_SECONDS + 5)
+    await until(lambda: len(passes.calls) == 2, within=MIN_BACKOFF_SECONDS + 5)
     assert time.monotonic() - failed_at >= MIN_BACKOFF_SECONDS * 0.9
     assert passes.calls[1][1] is Trigger.RETRY  # a retry reads unwatched objects again
     await runner.aclose()

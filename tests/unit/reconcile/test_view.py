@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubernetes import client as k8s_client
-
 from rerank_operator import FIELD_MANAGER
 from rerank_operator.kube import KubeApi
+from rerank_operator.kube.credentials import Credentials
 from rerank_operator.kube.managed_fields import fold_managed_fields, unpacked
 from rerank_operator.reconcile.ownership import describe_holder
 from rerank_operator.reconcile.replicas import HANDOVER_MANAGER, owns_replicas
@@ -24,7 +23,7 @@ def kept(body: dict[str, Any], kind: str = "Service") -> Kept:
 
 def reads(indexes: dict[str, dict[Any, list[Kept]]], memory: ReadMemory) -> CachedReads:
     # a client for no server: every read below must come from memory (a request would fail the test)
-    unreachable = KubeApi(k8s_client.ApiClient(k8s_client.Configuration(host="http://127.0.0.1:9")))
+    unreachable = KubeApi(Credentials(server="http://127.0.0.1:9"))
     return CachedReads(indexes, unreachable, memory, refresh=False)
 
 
