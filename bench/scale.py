@@ -29,11 +29,14 @@ import argparse
 import base64
 import copy
 import functools
+import hashlib
 import importlib
 import json
 import math
 import os
+import shutil
 import ssl
+import subprocess
 import sys
 import threading
 import time
@@ -51,6 +54,7 @@ from prometheus_client.parser import text_string_to_metric_families
 import rerank_operator
 from rerank_operator.models import RerankPipeline
 from rerank_operator.sandbox import Sandbox, default_crds_dir, default_nodes
+from rerank_operator.sandbox.build import cache_root
 from rerank_operator.sandbox.client import manifest_text
 from rerank_operator.sandbox.procs import ManagedProcess, accepts_connections, free_port
 from rerank_operator.sandbox.serving import Backend, probed_authority, render_overrides, revision_hosts
@@ -731,7 +735,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             **operator_env,
         }
         t_operator = time.time()
-        op = sb.start_process("operator", [sys.executable, "-m", "rerank_operator", "run", "-A"], env=env)
+        op = sb.start_process(
+            "operator", [str(args.operator_python), "-m", "rerank_operator", "run", "-A"], env=env
+        )
         api = sb.processes["kube-apiserver"]
         s_launch = take_snapshot("operator launched", reader, op, api, sb.processes)
         s_launch.wall = t_operator
@@ -895,6 +901,7 @@ def report_dict(args: argparse.Namespace, **r: Any) -> dict[str, Any]:
         "benchmark": "bench/scale.py",
         "command": sys.argv,
         "operator_package": str(Path(rerank_operator.__file__).parent),
+        "operator_python": str(args.operator_python),
         "operator_env": r["operator_env"],
         "pipelines": n,
         "namespaces": r["namespaces"],
@@ -940,6 +947,7 @@ def print_report(rep: dict[str, Any]) -> None:
         f"  {rep['gpu_nodes']} kwok GPU nodes x {rep['gpus_per_node']} GPUs, {rep['standins']} shared loopback "
         f"stand-in(s); operator from {rep['operator_package']}, extra env {rep['operator_env'] or 'none'}"
     )
+    add(f"  operator's Python: {rep['operator_python']}")
     if not rep["complete"]:
         add(f"  INCOMPLETE: only {rep['ready_pipelines']}/{n} pipelines became Ready before the timeout")
     add("")
@@ -1019,6 +1027,30 @@ def print_report(rep: dict[str, Any]) -> None:
     print("\n".join(out), flush=True)
 
 
+def runtime_python(repo: Path) -> Path:
+    """A venv with the operator installed as the image installs it (``pip install .``: its runtime
+    dependencies, no extras), editable so it runs this checkout's code. Rebuilt when pyproject.toml
+    changes. Why not the dev venv: kopf imports the kubernetes client library (12 MiB of models, for
+    isinstance checks) and pykube whenever they are installed, and the image has neither."""
+    venv_dir = cache_root().parent / "bench-operator-venv"
+    stamp = venv_dir / "pyproject.sha256"
+    wanted = hashlib.sha256((repo / "pyproject.toml").read_bytes()).hexdigest() + f" {repo}"
+    python = venv_dir / "bin" / "python"
+    if python.exists() and stamp.exists() and stamp.read_text() == wanted:
+        return python
+    log(f"installing the operator's runtime dependencies into {venv_dir} (once)")
+    if venv_dir.exists():
+        shutil.rmtree(venv_dir)
+    subprocess.run([sys.executable, "-m", "venv", str(venv_dir)], check=True, timeout=300)
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-e", str(repo)],
+        check=True,
+        timeout=900,
+    )
+    stamp.write_text(wanted)
+    return python
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     repo = Path(__file__).resolve().parents[1]
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -1056,6 +1088,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="lift the sandbox controller-manager's and scheduler's client rate limits (20 and 50 requests/s), "
         "as kwokctl --disable-qps-limits does: at N=1000 they, not the operator, bound the time to Ready",
     )
+    parser.add_argument(
+        "--operator-python",
+        type=Path,
+        default=None,
+        help="the Python that runs the operator (default: a venv with only the operator's runtime "
+        "dependencies, as the image installs them, built once in the cache and again when pyproject.toml "
+        "changes; the dev venv has the test tools' libraries too, which kopf imports when present)",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     parser.add_argument("--keep", action="store_true", help="keep the sandbox workdir (logs) afterwards")
     args = parser.parse_args(argv)
@@ -1072,6 +1112,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.ready_timeout is None:
         args.ready_timeout = 300.0 + 1.5 * args.pipelines
     args.ready_timeout = min(args.ready_timeout, 7200.0)
+    if args.operator_python is None:
+        args.operator_python = runtime_python(repo)
     rep = run(args)
     print_report(rep)
     if args.json:

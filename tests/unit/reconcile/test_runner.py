@@ -8,8 +8,11 @@ one test, its first retry backoff (one second).
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import gc
 import json
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -255,3 +258,27 @@ def test_what_is_kept_of_a_pipeline_leaves_out_only_what_no_pass_reads() -> None
     only_kubectl = body()
     only_kubectl["metadata"]["annotations"] = {"kubectl.kubernetes.io/last-applied-configuration": "{}"}
     assert "annotations" not in json.loads(kept_text(only_kubectl))["metadata"]
+
+
+_CALLERS_CONTEXT: contextvars.ContextVar[object] = contextvars.ContextVar("callers_context")
+
+
+class _Big:
+    """Stands for what a kopf handler's context holds: the watch event's cause and raw body."""
+
+
+async def test_timers_and_passes_keep_nothing_of_the_callers_context() -> None:
+    passes = Passes(interval=0.05)
+    runner = make(passes)
+
+    async def handler() -> weakref.ref[_Big]:
+        held = _Big()
+        _CALLERS_CONTEXT.set(held)
+        runner.observe(body())  # as the watch handler calls it, in its own context
+        return weakref.ref(held)
+
+    ref = await asyncio.create_task(handler())
+    await until(lambda: len(passes.calls) >= 2)  # a pass, and a timer set by it for the next
+    gc.collect()
+    assert ref() is None
+    await runner.aclose()
