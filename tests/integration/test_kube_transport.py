@@ -187,3 +187,17 @@ async def test_a_refused_token_is_asked_for_once_more(
         await kube.get("ConfigMap", "ml", "cm")
     assert info.value.status == 401 and len(apiserver.seen) == 2
     await kube.aclose()
+
+
+async def test_a_server_url_with_a_path_keeps_it(apiserver: FakeApiserver, pki: Pki) -> None:
+    """Some clusters are reached through a proxy at a path (Rancher's /k8s/clusters/<id>)."""
+    kube = KubeApi(
+        Credentials(
+            server=f"{apiserver.url}/k8s/clusters/c-1", ca_data=pki.ca_cert.read_bytes(), token="good"
+        )
+    )
+    await kube.list("Pod", "ml", "app.kubernetes.io/instance=rr,rerank.dev/revision=abc")
+    seen = apiserver.seen[-1]
+    assert seen.path == "/k8s/clusters/c-1/api/v1/namespaces/ml/pods"
+    assert seen.query == [("labelSelector", "app.kubernetes.io/instance=rr,rerank.dev/revision=abc")]
+    await kube.aclose()

@@ -1,7 +1,9 @@
 """Async verbs on raw manifests: get, list, apply (server-side), delete, patch status.
 
-Requests go out on httpx, on the operator's event loop: no thread per request, and no client library
-between the manifests from ``render`` and the wire. Applies use server-side apply with field manager
+Requests go out on aiohttp (kopf's own HTTP client, so nothing more is loaded), on the operator's event
+loop: no thread per request, and no client library between the manifests from ``render`` and the wire.
+(httpx, which the canary uses, cost about 2.5 ms of CPU per API request at N=1000 in its connection
+pool's bookkeeping: a fifth of the operator's CPU during creation, measured with py-spy.) Applies use server-side apply with field manager
 ``rerank-operator``: re-applying the same manifest is a no-op (no resourceVersion bump), fields the
 operator stops setting are removed, and fields other controllers own (e.g. a Service's clusterIP) are
 left alone.
@@ -15,7 +17,7 @@ import json
 import logging
 from typing import Any
 
-import httpx
+import aiohttp
 
 from rerank_operator import FIELD_MANAGER
 from rerank_operator.kube.credentials import Credentials, CredentialsError, load_credentials
@@ -63,25 +65,26 @@ class KubeApi:
         self.credentials = credentials
         self._timeout = timeout
         self._ssl = credentials.ssl_context()
-        # one client per event loop: a pooled connection belongs to the loop that opened it
-        self._client: httpx.AsyncClient | None = None
+        # one session per event loop: a pooled connection belongs to the loop that opened it
+        self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # ------------------------------------------------------------------------------ transport
-    def _http(self) -> httpx.AsyncClient:
+    def _http(self) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()
-        if self._client is None or self._loop is not loop:
-            self._client = httpx.AsyncClient(
-                base_url=self.credentials.server,
-                verify=self._ssl if self._ssl is not None else True,
-                timeout=self._timeout,
-                trust_env=False,  # the apiserver is reached directly, never through $HTTPS_PROXY
-                limits=httpx.Limits(
-                    max_connections=CONCURRENT_REQUESTS, max_keepalive_connections=CONCURRENT_REQUESTS
+        if self._session is None or self._loop is not loop:
+            self._session = aiohttp.ClientSession(
+                # with a trailing slash, a server URL's path (a proxy's /k8s/clusters/<id>) is kept
+                base_url=self.credentials.server.rstrip("/") + "/",
+                connector=aiohttp.TCPConnector(
+                    limit=CONCURRENT_REQUESTS, ssl=self._ssl if self._ssl is not None else True
                 ),
+                timeout=aiohttp.ClientTimeout(total=self._timeout),
+                trust_env=False,  # the apiserver is reached directly, never through $HTTPS_PROXY
+                auto_decompress=False,
             )
             self._loop = loop
-        return self._client
+        return self._session
 
     async def _authorization(self) -> dict[str, str]:
         creds = self.credentials
@@ -102,36 +105,34 @@ class KubeApi:
     ) -> dict[str, Any]:
         content = None if body is None else json.dumps(body, separators=(",", ":")).encode()
         headers = {"Accept": "application/json", "Content-Type": content_type}
-        params = httpx.QueryParams(tuple(query)) if query else None
         for attempt in (1, 2):
             headers.update(await self._authorization())
             try:
-                resp = await self._http().request(
-                    method, path, params=params, content=content, headers=headers
-                )
-            except httpx.HTTPError as exc:  # connection refused, timeouts, protocol errors
+                async with self._http().request(
+                    method, path.lstrip("/"), params=query, data=content, headers=headers
+                ) as resp:
+                    status, data = resp.status, await resp.read()
+            except (aiohttp.ClientError, TimeoutError) as exc:  # refused, reset, timed out, TLS
                 raise ApiError(0, type(exc).__name__, str(exc) or type(exc).__name__) from exc
-            if resp.status_code == 401 and attempt == 1 and self.credentials.renews:
+            if status == 401 and attempt == 1 and self.credentials.renews:
                 self.credentials.forget_token()  # rotated or expired: read or ask for it once more
                 continue
             break
         parsed: dict[str, Any] = {}
-        if resp.content:
+        if data:
             try:
-                parsed = resp.json()
+                parsed = json.loads(data)
             except ValueError:
-                parsed = {"message": resp.content.decode("utf-8", "replace")[:500]}
-        if not 200 <= resp.status_code < 300:
-            raise ApiError(
-                resp.status_code, str(parsed.get("reason", "Error")), str(parsed.get("message", ""))
-            )
+                parsed = {"message": data.decode("utf-8", "replace")[:500]}
+        if not 200 <= status < 300:
+            raise ApiError(status, str(parsed.get("reason", "Error")), str(parsed.get("message", "")))
         return parsed
 
     async def aclose(self) -> None:
         """Close the pooled connections (those of another, finished loop are simply dropped)."""
-        client, self._client = self._client, None
-        if client is not None and self._loop is asyncio.get_running_loop():
-            await client.aclose()
+        session, self._session = self._session, None
+        if session is not None and self._loop is asyncio.get_running_loop():
+            await session.close()
 
     # ---------------------------------------------------------------------------------- verbs
     async def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:

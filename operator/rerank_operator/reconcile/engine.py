@@ -182,13 +182,11 @@ class Reconciler:
 
         It waits for a slot (``reconcile.slots``) before it copies or reads anything."""
         async with self.slots.held():
-            await self.run_pass(body, state, reads)
+            await self.run_pass(plain(body), state, reads)
 
-    async def run_pass(
-        self, body: Mapping[str, Any], state: PipelineState, reads: Reads | None = None
-    ) -> None:
-        """One pass, by a caller that holds a slot already (``reconcile.runner``)."""
-        raw: dict[str, Any] = plain(body)
+    async def run_pass(self, raw: dict[str, Any], state: PipelineState, reads: Reads | None = None) -> None:
+        """One pass over ``raw``, a private copy of the pipeline (the pass may change it), by a caller
+        that holds a slot already (``reconcile.runner``, which decodes a fresh copy for every pass)."""
         meta = raw.get("metadata") or {}
         if meta.get("deletionTimestamp"):
             return
