@@ -37,6 +37,7 @@ from rerank_operator.kube import ApiError
 from rerank_operator.reconcile.engine import PipelineState
 from rerank_operator.reconcile.schedule import COALESCE_SECONDS, Schedule, Trigger
 from rerank_operator.reconcile.slots import PassSlots
+from rerank_operator.reconcile.view import jsonable
 
 log = logging.getLogger(__name__)
 
@@ -65,14 +66,7 @@ def kept_text(body: Mapping[str, Any]) -> str:
         else:
             del meta["annotations"]
     out["metadata"] = meta
-    return json.dumps(out, separators=(",", ":"), default=_plain)
-
-
-def _plain(value: Any) -> Any:
-    """kopf hands out live Mapping views, which ``json`` does not know."""
-    if isinstance(value, Mapping):
-        return dict(value)
-    raise TypeError(f"not JSON: {type(value).__name__}")
+    return json.dumps(out, separators=(",", ":"), default=jsonable)
 
 
 def _identity(body: Mapping[str, Any]) -> tuple[Key, str, int | None, bool]:

@@ -79,31 +79,48 @@ def slim(kind: str, body: Mapping[str, Any]) -> dict[str, Any]:
     """What the index keeps of an object: everything a pass reads. Pods, the most numerous, keep only
     what the pass reads of them (no spec, no managedFields); other kinds are kept whole (the drift check
     compares the spec; ownership and the replica handover read managedFields), with each managedFields
-    entry's field tree packed into one string (``kube.managed_fields``)."""
+    entry's field tree packed into one string (``kube.managed_fields``).
+
+    The result shares its values with ``body`` (no copy is made of what only goes on to be serialised,
+    as :class:`Kept` does at once): read it, or serialise it, but do not change it."""
     meta = body.get("metadata") or {}
     if kind != "Pod":
-        out: dict[str, Any] = {str(k): plain(v) for k, v in body.items() if k != "metadata"}
+        out: dict[str, Any] = {k: v for k, v in body.items() if k != "metadata"}
         if "metadata" in body:
-            out["metadata"] = {str(k): plain(v) for k, v in meta.items() if k != "managedFields"}
+            out["metadata"] = {k: v for k, v in meta.items() if k != "managedFields"}
             if "managedFields" in meta:
-                out["metadata"]["managedFields"] = [packed(plain(e)) for e in meta["managedFields"] or ()]
+                out["metadata"]["managedFields"] = [packed(e) for e in meta["managedFields"] or ()]
         return out
     status = body.get("status") or {}
-    kept_status: dict[str, Any] = {k: plain(status[k]) for k in ("phase", "conditions") if k in status}
+    kept_status: dict[str, Any] = {k: status[k] for k in ("phase", "conditions") if k in status}
     if "containerStatuses" in status:
         kept_status["containerStatuses"] = [
-            {k: plain(cs[k]) for k in _POD_CONTAINER_STATUS if k in cs} for cs in status["containerStatuses"]
+            {k: cs[k] for k in _POD_CONTAINER_STATUS if k in cs} for cs in status["containerStatuses"]
         ]
-    return {"metadata": {k: plain(meta[k]) for k in _POD_METADATA if k in meta}, "status": kept_status}
+    return {"metadata": {k: meta[k] for k in _POD_METADATA if k in meta}, "status": kept_status}
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 def plain(value: Any) -> Any:
-    """kopf hands out live Mapping views; work on plain, detached data."""
-    if isinstance(value, Mapping):
+    """kopf hands out live Mapping views; work on plain, detached data. (Leaves first: most values
+    are, and an ``isinstance`` check against ``Mapping`` is an ABC lookup.)"""
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
+    if kind is dict or isinstance(value, Mapping):
         return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
+    if kind is list or isinstance(value, list | tuple):
         return [plain(v) for v in value]
     return value
+
+
+def jsonable(value: Any) -> Any:
+    """For ``json.dumps``: a live Mapping view (kopf's) as a dict."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 def resource_version(body: Mapping[str, Any] | None) -> int | None:
@@ -132,7 +149,8 @@ class Kept:
     def of(cls, kind: str, body: Mapping[str, Any]) -> Kept:
         data = slim(kind, body)
         name = (data.get("metadata") or {}).get("name")
-        return cls(str(name or ""), resource_version(data), json.dumps(data, separators=(",", ":")))
+        text = json.dumps(data, separators=(",", ":"), default=jsonable)
+        return cls(str(name or ""), resource_version(data), text)
 
     def body(self) -> dict[str, Any]:
         decoded: dict[str, Any] = json.loads(self.text)
