@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -12,7 +13,7 @@ def register(parser: argparse.ArgumentParser) -> None:
         "--namespace",
         action="append",
         default=[],
-        help="watch only this namespace (repeatable, globs allowed); default: all namespaces",
+        help="watch only this namespace (repeatable; exact names); default: all namespaces",
     )
     scope.add_argument("-A", "--all-namespaces", action="store_true", help="watch all namespaces (default)")
     parser.add_argument(
@@ -34,6 +35,14 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    patterns = [str(ns) for ns in args.namespace if any(c in str(ns) for c in "*?[")]
+    if patterns:  # each namespace is listed and watched by name (no cluster-wide namespace watch)
+        print(
+            f"rerank-operator run: --namespace takes exact names, not patterns: {', '.join(patterns)}",
+            file=sys.stderr,
+        )
+        return 2
+
     import asyncio
     import logging
 

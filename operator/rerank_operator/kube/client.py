@@ -15,11 +15,12 @@ import asyncio
 import base64
 import json
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 
-from rerank_operator import FIELD_MANAGER
+from rerank_operator import FIELD_MANAGER, __version__
 from rerank_operator.kube.credentials import Credentials, CredentialsError, load_credentials
 from rerank_operator.kube.managed_fields import covered, fold_managed_fields, managed_fields, ours, unpacked
 from rerank_operator.kube.paths import object_path, resource_path
@@ -34,6 +35,11 @@ APPLY = "application/apply-patch+yaml"
 MERGE = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 JSON = "application/json"
+
+Objects = list[dict[str, Any]]
+# who is asking, in the apiserver's audit log and metrics: the reconcile passes, or the informers
+USER_AGENT = f"rerank-operator/{__version__}"
+WATCH_USER_AGENT = f"{USER_AGENT} informer"  # (``KubeApi.list`` shadows the builtin in the class body)
 
 
 class ApiError(Exception):
@@ -102,9 +108,10 @@ class KubeApi:
         body: Any = None,
         query: list[tuple[str, str]] | None = None,
         content_type: str = JSON,
+        user_agent: str = USER_AGENT,
     ) -> dict[str, Any]:
         content = None if body is None else json.dumps(body, separators=(",", ":")).encode()
-        headers = {"Accept": "application/json", "Content-Type": content_type}
+        headers = {"Accept": "application/json", "Content-Type": content_type, "User-Agent": user_agent}
         for attempt in (1, 2):
             headers.update(await self._authorization())
             try:
@@ -150,6 +157,79 @@ class KubeApi:
         result = await self.request("GET", resource_path(kind, namespace), query=query)
         items: list[dict[str, Any]] = result.get("items", [])
         return items
+
+    async def list_all(
+        self, kind: str, namespace: str | None, label_selector: str | None = None, *, page: int = 500
+    ) -> tuple[Objects, str]:
+        """Every object (``namespace`` None: in all namespaces), a page at a time, and the collection's
+        resourceVersion: where a watch that misses nothing starts. For informers (their user agent)."""
+        items: Objects = []
+        query = [("limit", str(page))]
+        if label_selector:
+            query.append(("labelSelector", label_selector))
+        token = ""
+        while True:
+            result = await self.request(
+                "GET",
+                resource_path(kind, namespace),
+                query=query + ([("continue", token)] if token else []),
+                user_agent=WATCH_USER_AGENT,
+            )
+            items += result.get("items") or []
+            meta = result.get("metadata") or {}
+            token = str(meta.get("continue") or "")
+            if not token:
+                return items, str(meta.get("resourceVersion") or "")
+
+    async def watch(
+        self,
+        kind: str,
+        namespace: str | None,
+        *,
+        label_selector: str | None,
+        resource_version: str,
+        timeout_seconds: int,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """The watch events of a collection from ``resource_version``, with bookmarks, until the
+        server ends the stream (after about ``timeout_seconds``). A stream silent for longer than
+        that plus a minute is taken as stalled and ends too (``ApiError`` 0)."""
+        query = [("watch", "true"), ("allowWatchBookmarks", "true"), ("timeoutSeconds", str(timeout_seconds))]
+        if resource_version:
+            query.append(("resourceVersion", resource_version))
+        if label_selector:
+            query.append(("labelSelector", label_selector))
+        headers = {
+            "Accept": "application/json",
+            "User-Agent": WATCH_USER_AGENT,
+            **(await self._authorization()),
+        }
+        stalled = aiohttp.ClientTimeout(
+            total=None, sock_connect=self._timeout, sock_read=timeout_seconds + 60
+        )
+        try:
+            async with self._http().get(
+                resource_path(kind, namespace).lstrip("/"), params=query, headers=headers, timeout=stalled
+            ) as resp:
+                if resp.status == 401 and self.credentials.renews:
+                    self.credentials.forget_token()
+                if resp.status != 200:
+                    data = await resp.read()
+                    try:
+                        status = json.loads(data)
+                    except ValueError:
+                        status = {"message": data.decode("utf-8", "replace")[:500]}
+                    raise ApiError(
+                        resp.status, str(status.get("reason", "Error")), str(status.get("message", ""))
+                    )
+                buffer = b""
+                async for chunk in resp.content.iter_any():
+                    buffer += chunk
+                    *lines, buffer = buffer.split(b"\n")
+                    for line in lines:
+                        if line.strip():
+                            yield json.loads(line)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise ApiError(0, type(exc).__name__, str(exc) or type(exc).__name__) from exc
 
     async def create(self, manifest: dict[str, Any]) -> dict[str, Any]:
         """Create only: a 409 AlreadyExists when the object is there, so creating can never be the way an

@@ -22,8 +22,11 @@ _RESOURCES: dict[str, tuple[str, str]] = {
 }
 
 
-def resource_path(kind: str, namespace: str) -> str:
+def resource_path(kind: str, namespace: str | None) -> str:
+    """The collection in ``namespace``; ``None``: in all namespaces (for lists and watches)."""
     prefix, plural = _RESOURCES[kind]
+    if namespace is None:
+        return f"{prefix}/{plural}"
     return f"{prefix}/namespaces/{namespace}/{plural}"
 
 

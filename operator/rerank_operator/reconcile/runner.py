@@ -107,8 +107,10 @@ class Runner:
         slots: PassSlots,
         resync_seconds: float,
         coalesce_seconds: float = COALESCE_SECONDS,
+        ready: asyncio.Event | None = None,
     ):
         self._run = run
+        self._ready = ready
         self._slots = slots
         self._resync_seconds = resync_seconds
         self._coalesce = coalesce_seconds
@@ -231,6 +233,8 @@ class Runner:
     async def _pass(self, key: Key, entry: _Pipeline, trigger: Trigger) -> None:
         started = time.monotonic()
         try:
+            if self._ready is not None:
+                await self._ready.wait()  # what the passes read is all listed (``reconcile.watches``)
             async with self._slots.held():
                 # from here the pass reads everything afresh: a change before this point is seen
                 entry.woken = False

@@ -1,8 +1,8 @@
 """What a pass reads: the children as the operator's watches last saw them, not a GET per pass.
 
 The operator watches the kinds it owns (selected by its ``managed-by`` label) and keeps them in memory
-(kopf indexes, listed before any pass runs; see ``handlers.children``), each as :class:`Kept`, the
-slimmed object's JSON text. A pass reads that memory through :class:`CachedReads`; only what is not
+(:class:`KeptIndex`, fed by informers and listed before any pass runs; see ``reconcile.watches``), each
+as :class:`Kept`, the slimmed object's JSON text. A pass reads that memory through :class:`CachedReads`; only what is not
 watched is read from the API, and then only on passes that may need a fresh copy (a watch event or a
 resync), never on a canary-only pass:
 
@@ -41,7 +41,12 @@ WATCHED_KINDS = (
 )
 
 Key = tuple[str, str, str]  # kind, namespace, name
-Index = Mapping[Any, Collection["Kept"]]
+
+
+class Index(Protocol):
+    """What a pass looks up in: the objects kept under a key (``index_key``, ``pipeline_key``)."""
+
+    def get(self, key: Any, /) -> Collection[Kept] | None: ...
 
 
 def index_key(kind: str, namespace: str, name: str, labels: Mapping[str, str]) -> Any:
@@ -155,6 +160,37 @@ class Kept:
     def body(self) -> dict[str, Any]:
         decoded: dict[str, Any] = json.loads(self.text)
         return decoded
+
+
+class KeptIndex:
+    """The watched objects of one kind, each under every key it is looked up by. An object's keys are
+    given with it (its labels may change them), so an update or removal drops it from the old ones."""
+
+    def __init__(self) -> None:
+        self._by_key: dict[Any, dict[tuple[str, str], Kept]] = {}
+        self._keys: dict[tuple[str, str], tuple[Any, ...]] = {}
+
+    def get(self, key: Any, /) -> Collection[Kept] | None:
+        found = self._by_key.get(key)
+        return found.values() if found else None
+
+    def put(self, ident: tuple[str, str], keys: Collection[Any], kept: Kept) -> None:
+        """Keep ``kept`` (the object ``ident``: namespace, name) under ``keys``, replacing its last copy."""
+        self.remove(ident)
+        for key in keys:
+            self._by_key.setdefault(key, {})[ident] = kept
+        self._keys[ident] = tuple(keys)
+
+    def remove(self, ident: tuple[str, str]) -> None:
+        for key in self._keys.pop(ident, ()):
+            found = self._by_key.get(key)
+            if found is not None:
+                found.pop(ident, None)
+                if not found:
+                    del self._by_key[key]
+
+    def __len__(self) -> int:
+        return len(self._keys)
 
 
 class Reads(Protocol):

@@ -522,3 +522,9 @@ def test_examples_readme_mentions_every_example() -> None:
     readme = (EXAMPLES / "README.md").read_text(encoding="utf-8")
     for path in EXAMPLES.glob("*.yaml"):
         assert path.name in readme
+
+
+def test_run_refuses_namespace_patterns_before_starting(capsys: pytest.CaptureFixture[str]) -> None:
+    """Each namespace is watched by name: a pattern would silently watch nothing."""
+    assert main(["run", "-n", "search", "-n", "team-*"]) == 2
+    assert "exact names, not patterns: team-*" in capsys.readouterr().err
