@@ -40,10 +40,12 @@ def configmap(name: str, *, owned: bool = True, **data: str) -> dict[str, Any]:
 class Seen:
     def __init__(self) -> None:
         self.events: list[tuple[str, str, str]] = []  # (type, name, resourceVersion)
+        self.objects: list[dict[str, Any]] = []
 
     def __call__(self, change: str, obj: dict[str, Any]) -> None:
         meta = obj["metadata"]
         self.events.append((change, meta["name"], str(meta.get("resourceVersion"))))
+        self.objects.append(obj)
 
     def names(self, change: str) -> list[str]:
         return [name for kind, name, _ in self.events if kind == change]
@@ -222,6 +224,8 @@ async def test_a_gone_watch_lists_again_and_reports_the_difference(scripted: tup
     try:
         await asyncio.wait_for(informer.synced.wait(), 10)
         assert seen.events == [("ADDED", "a", "5"), ("ADDED", "b", "6")]
+        # listed items get the apiVersion and kind a watched object has (the drift check compares them)
+        assert {(o["apiVersion"], o["kind"]) for o in seen.objects} == {("v1", "ConfigMap")}
         # the first watch is answered 410: the informer lists again, now at a newer state
         script.items, script.version = [cm("a", "5"), cm("c", "12")], "12"
         script.then = [

@@ -121,6 +121,8 @@ class KubeApi:
                     status, data = resp.status, await resp.read()
             except (aiohttp.ClientError, TimeoutError) as exc:  # refused, reset, timed out, TLS
                 raise ApiError(0, type(exc).__name__, str(exc) or type(exc).__name__) from exc
+            if method != "GET":
+                log.debug("%s %s -> %s", method, path, status)
             if status == 401 and attempt == 1 and self.credentials.renews:
                 self.credentials.forget_token()  # rotated or expired: read or ask for it once more
                 continue
@@ -162,7 +164,8 @@ class KubeApi:
         self, kind: str, namespace: str | None, label_selector: str | None = None, *, page: int = 500
     ) -> tuple[Objects, str]:
         """Every object (``namespace`` None: in all namespaces), a page at a time, and the collection's
-        resourceVersion: where a watch that misses nothing starts. For informers (their user agent)."""
+        resourceVersion: where a watch that misses nothing starts. For informers (their user agent).
+        Each item gets its apiVersion and kind, as a watch event's object has them."""
         items: Objects = []
         query = [("limit", str(page))]
         if label_selector:
@@ -175,7 +178,10 @@ class KubeApi:
                 query=query + ([("continue", token)] if token else []),
                 user_agent=WATCH_USER_AGENT,
             )
-            items += result.get("items") or []
+            for item in result.get("items") or []:  # a list's items carry no apiVersion or kind of their own
+                item.setdefault("apiVersion", result.get("apiVersion"))
+                item.setdefault("kind", kind)
+                items.append(item)
             meta = result.get("metadata") or {}
             token = str(meta.get("continue") or "")
             if not token:
