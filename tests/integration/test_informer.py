@@ -161,13 +161,16 @@ def scripted() -> Iterator[tuple[Scripted, str]]:
             query = parse_qs(urlsplit(self.path).query)
             script.requests.append(query)
             if query.get("watch") != ["true"]:
-                body = json.dumps(
-                    {
-                        "kind": "ConfigMapList",
-                        "metadata": {"resourceVersion": script.version},
-                        "items": script.items,
-                    }
-                ).encode()
+                # as served: the list has an apiVersion, its items have no apiVersion or kind of their own
+                items = [
+                    {k: v for k, v in i.items() if k not in ("apiVersion", "kind")} for i in script.items
+                ]
+                listed = {
+                    "apiVersion": "v1",
+                    "kind": "ConfigMapList",
+                    "metadata": {"resourceVersion": script.version},
+                }
+                body = json.dumps({**listed, "items": items}).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
