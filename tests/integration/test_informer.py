@@ -145,6 +145,7 @@ class Scripted:
         self.then: list[dict[str, Any]] = []
         self.requests: list[dict[str, list[str]]] = []
         self.watches = 0
+        self.end_at_once = False  # every watch ends with no event, at once
 
 
 @pytest.fixture
@@ -182,6 +183,8 @@ def scripted() -> Iterator[tuple[Scripted, str]]:
             self.send_header("Content-Type", "application/json")
             self.send_header("Connection", "close")
             self.end_headers()
+            if script.end_at_once:
+                return
             if script.watches == 1:
                 gone = {
                     "kind": "Status",
@@ -255,3 +258,20 @@ def test_only_equality_selectors() -> None:
     assert selector_terms(None) == {}
     with pytest.raises(ValueError, match="only k=v"):
         selector_terms("a!=b")
+
+
+async def test_a_server_that_ends_every_watch_at_once_is_not_asked_in_a_loop(
+    scripted: tuple[Scripted, str],
+) -> None:
+    script, url = scripted
+    script.end_at_once = True
+    kube = KubeApi(Credentials(server=url))
+    informer = Informer(kube, "ConfigMap", Seen(), namespace="ml", label_selector=OWNED)
+    task = asyncio.create_task(informer.run())
+    try:
+        await asyncio.sleep(2.5)
+        assert 1 <= script.watches <= 3  # backing off 1 s, then 2 s
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await kube.aclose()

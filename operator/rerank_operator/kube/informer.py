@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -32,7 +33,7 @@ MAX_BACKOFF_SECONDS = 30.0
 WATCH_TIMEOUT_SECONDS = 300
 
 # (event type: ADDED, MODIFIED or DELETED; the object, or for a deletion seen only by a relist, its
-# identity, labels and last resourceVersion)
+# namespace, name and last resourceVersion: the caller knows the rest from what it kept)
 OnChange = Callable[[str, dict[str, Any]], None]
 
 
@@ -72,9 +73,8 @@ class Informer:
         self.synced = asyncio.Event()
         self._on_change = on_change
         self._terms = selector_terms(label_selector)
-        # what was reported, by (namespace, name): its resourceVersion and labels (for a deletion
-        # found only by a relist, which has no object to report)
-        self._known: dict[tuple[str, str], tuple[str, dict[str, str]]] = {}
+        # what was reported, by (namespace, name): its resourceVersion
+        self._known: dict[tuple[str, str], str] = {}
 
     @property
     def where(self) -> str:
@@ -90,6 +90,7 @@ class Informer:
             try:
                 if not version:
                     version = await self._list()
+                started, events = time.monotonic(), 0
                 async for event in self.kube.watch(
                     self.kind,
                     self.namespace,
@@ -98,7 +99,11 @@ class Informer:
                     timeout_seconds=self.timeout_seconds,
                 ):
                     version = self._handle(event) or version
+                    events += 1
                     backoff = MIN_BACKOFF_SECONDS
+                if not events and time.monotonic() - started < MIN_BACKOFF_SECONDS:
+                    await asyncio.sleep(backoff)  # a server that ends every watch at once: do not spin
+                    backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
             except _Gone:
                 log.info("watching %s: resourceVersion %s is gone, listing again", self.where, version)
                 version = ""
@@ -139,11 +144,10 @@ class Informer:
             key = _key(item)
             seen.add(key)
             known = self._known.get(key)
-            if known is None or known[0] != _version(item):
+            if known != _version(item):
                 self._report("ADDED" if known is None else "MODIFIED", item)
         for key in [k for k in self._known if k not in seen]:  # gone while nobody watched
-            rv, labels = self._known[key]
-            meta = {"namespace": key[0], "name": key[1], "labels": labels, "resourceVersion": rv}
+            meta = {"namespace": key[0], "name": key[1], "resourceVersion": self._known[key]}
             self._report("DELETED", {"metadata": meta})
         self.synced.set()
         return version
@@ -169,7 +173,7 @@ class Informer:
             if not self._matches(obj):
                 if key in self._known:  # it lost the label: no longer one of ours
                     self._report("DELETED", obj)
-            elif (self._known.get(key) or ("",))[0] != _version(obj):  # a replay is not a change
+            elif self._known.get(key) != _version(obj):  # a replay is not a change
                 self._report(kind, obj)
         return version
 
@@ -178,8 +182,7 @@ class Informer:
         if kind == "DELETED":
             self._known.pop(key, None)
         else:
-            labels = (obj.get("metadata") or {}).get("labels") or {}
-            self._known[key] = (_version(obj), dict(labels))
+            self._known[key] = _version(obj)
         self._on_change(kind, obj)
 
     def _matches(self, obj: Mapping[str, Any]) -> bool:

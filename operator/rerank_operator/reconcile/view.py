@@ -181,6 +181,11 @@ class KeptIndex:
             self._by_key.setdefault(key, {})[ident] = kept
         self._keys[ident] = tuple(keys)
 
+    def find(self, ident: tuple[str, str]) -> Kept | None:
+        """The kept copy of the object ``ident`` (namespace, name)."""
+        keys = self._keys.get(ident)
+        return self._by_key[keys[0]].get(ident) if keys else None
+
     def remove(self, ident: tuple[str, str]) -> None:
         for key in self._keys.pop(ident, ()):
             found = self._by_key.get(key)

@@ -124,6 +124,10 @@ class Watches:
         namespace, name = str(meta.get("namespace") or ""), str(meta.get("name") or "")
         index = self.indexes[kind]
         if change == "DELETED":
+            if "labels" not in meta:  # found gone by a relist: its labels are in what was kept of it
+                kept = index.find((namespace, name))
+                labels = ((kept.body() if kept else {}).get("metadata") or {}).get("labels") or {}
+                meta = {**meta, "labels": labels}
             index.remove((namespace, name))
         else:
             index.put((namespace, name), keys_of(kind, obj), Kept.of(kind, obj))
