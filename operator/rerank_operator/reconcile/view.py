@@ -28,18 +28,6 @@ from rerank_operator.kube import KubeApi
 from rerank_operator.kube.managed_fields import packed
 from rerank_operator.render.naming import PIPELINE_LABEL, PIPELINE_NAMESPACE_LABEL
 
-# kinds the operator watches; the index of each is keyed as in ``index_key``
-WATCHED_KINDS = (
-    "Deployment",
-    "Service",
-    "PodDisruptionBudget",
-    "PersistentVolumeClaim",
-    "ConfigMap",
-    "Pod",
-    "HorizontalPodAutoscaler",
-    "RerankPublishGrant",
-)
-
 Key = tuple[str, str, str]  # kind, namespace, name
 
 
