@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import kopf
@@ -29,8 +29,8 @@ from rerank_operator.probe.verdict import Reason
 from rerank_operator.reconcile.engine import MISSING_SECRET, PipelineState, Reconciler, ReconcilerConfig
 from rerank_operator.reconcile.runner import Key, Runner
 from rerank_operator.reconcile.schedule import Trigger
-from rerank_operator.reconcile.view import CachedReads
-from rerank_operator.reconcile.watches import Watches
+from rerank_operator.reconcile.view import CachedReads, Index
+from rerank_operator.reconcile.watches import Watches, watched_indexes
 from rerank_operator.settings import (
     cluster_domain,
     max_concurrent_passes,
@@ -86,22 +86,23 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         reconciler = _reconciler(memo)
         namespaces = tuple(memo.get("watched_namespaces") or ())
         ready = asyncio.Event()  # no pass before every watched kind is listed
-        runner = _runner(reconciler, lambda: watches, _covers(namespaces), ready)
-        watches = Watches(reconciler.kube, runner, namespaces=namespaces, ready=ready)
+        indexes = watched_indexes()
+        runner = _runner(reconciler, indexes, _covers(namespaces), ready)
+        watches = Watches(reconciler.kube, runner, namespaces=namespaces, indexes=indexes, ready=ready)
         watches.start()
         memo["runner"], memo["watches"] = runner, watches
 
 
 def _runner(
     reconciler: Reconciler,
-    watches: Callable[[], Watches],
+    indexes: Mapping[str, Index],
     covers: Callable[[str], bool],
     ready: asyncio.Event,
 ) -> Runner:
     async def run(key: Key, state: PipelineState, body: dict[str, Any], trigger: Trigger) -> None:
         last_reason = (state.last_probe or {}).get("reason")
         reads = CachedReads(
-            watches().views,
+            indexes,
             reconciler.kube,
             state.memory,
             covers=covers,

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 from rerank_operator.kube.client import CONCURRENT_REQUESTS
 
-# the default: as many passes as the API facade has request threads; more would only wait for a
-# thread, holding their memory
+# the default: as many passes as the API facade has connections; more would only wait for one,
+# holding their memory
 DEFAULT_LIMIT = CONCURRENT_REQUESTS
 
 

@@ -26,7 +26,6 @@ from rerank_operator.kube import KubeApi
 from rerank_operator.kube.informer import Informer
 from rerank_operator.reconcile.runner import Runner
 from rerank_operator.reconcile.view import (
-    Index,
     Kept,
     KeptIndex,
     index_key,
@@ -66,6 +65,11 @@ def keys_of(kind: str, obj: dict[str, Any]) -> list[Any]:
     return keys
 
 
+def watched_indexes() -> dict[str, KeptIndex]:
+    """An empty index per watched kind: what :class:`Watches` fills and the passes read."""
+    return {kind: KeptIndex() for kind in (*CHILD_KINDS, GRANT_KIND)}
+
+
 class Watches:
     """The informers of every watched kind, the indexes they fill, and the wake-ups they send."""
 
@@ -75,10 +79,11 @@ class Watches:
         runner: Runner,
         *,
         namespaces: Sequence[str] = (),
+        indexes: dict[str, KeptIndex] | None = None,
         ready: asyncio.Event | None = None,
     ):
         self.runner = runner
-        self.indexes: dict[str, KeptIndex] = {kind: KeptIndex() for kind in (*CHILD_KINDS, GRANT_KIND)}
+        self.indexes = indexes if indexes is not None else watched_indexes()
         scopes: Sequence[str | None] = tuple(namespaces) or (None,)
         self.informers = [
             Informer(
@@ -94,11 +99,6 @@ class Watches:
         self._tasks: list[asyncio.Task[None]] = []
         # every kind listed once: passes may read the indexes (the runner waits for it)
         self.ready = ready if ready is not None else asyncio.Event()
-
-    @property
-    def views(self) -> dict[str, Index]:
-        """The indexes as a pass reads them."""
-        return dict(self.indexes)
 
     def start(self) -> None:
         """Run every informer, each in a task of its own (in an empty context: nothing of the caller's)."""

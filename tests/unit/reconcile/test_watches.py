@@ -99,7 +99,7 @@ async def test_a_change_wakes_its_pipeline_and_the_echo_of_its_own_write_does_no
     watches.changed("Deployment", "MODIFIED", child("rr-reranker", "rr", 7))  # someone's edit
     await settled(passes, 3)
     assert passes.passes[-1] == (NS, "rr")
-    assert [k.name for k in watches.views["Deployment"].get((NS, "rr-reranker")) or ()] == ["rr-reranker"]
+    assert [k.name for k in watches.indexes["Deployment"].get((NS, "rr-reranker")) or ()] == ["rr-reranker"]
 
     state = runner.state((NS, "rr"))
     assert state is not None
@@ -112,7 +112,7 @@ async def test_a_change_wakes_its_pipeline_and_the_echo_of_its_own_write_does_no
     # gone while the watch was down: the relist knows no labels, the kept copy does
     watches.changed("Deployment", "DELETED", {"metadata": {"namespace": NS, "name": "rr-reranker"}})
     await settled(passes, 4)
-    assert passes.passes[-1] == (NS, "rr") and watches.views["Deployment"].get((NS, "rr-reranker")) is None
+    assert passes.passes[-1] == (NS, "rr") and watches.indexes["Deployment"].get((NS, "rr-reranker")) is None
     await runner.aclose()
 
 
@@ -128,5 +128,5 @@ async def test_consent_wakes_the_pipelines_that_publish_into_its_namespace() -> 
     watches.changed(GRANT_KIND, "ADDED", grant)
     await settled(passes, 3)
     assert passes.passes[-1] == (NS, "rr")
-    assert [k.name for k in watches.views[GRANT_KIND].get("apps") or ()] == ["for-rr"]
+    assert [k.name for k in watches.indexes[GRANT_KIND].get("apps") or ()] == ["for-rr"]
     await runner.aclose()
