@@ -8,6 +8,7 @@ apiserver does (JSON Status objects for errors). The e2e tier runs the same faca
 
 from __future__ import annotations
 
+import gzip
 import json
 import ssl
 import stat
@@ -80,6 +81,8 @@ def apiserver(pki: Pki) -> Iterator[FakeApiserver]:
             )
             if self.headers.get("Authorization") != f"Bearer {fake.accept}":
                 self._send(401, {"kind": "Status", "reason": "Unauthorized", "message": "Unauthorized"})
+            elif url.path == "/gzipped" and "gzip" in (self.headers.get("Accept-Encoding") or ""):
+                self._send(200, {"items": [{"n": i} for i in range(2000)]}, gzipped=True)  # a large list
             elif url.path == "/missing":
                 self._send(
                     404, {"kind": "Status", "reason": "NotFound", "message": 'configmaps "x" not found'}
@@ -87,9 +90,12 @@ def apiserver(pki: Pki) -> Iterator[FakeApiserver]:
             else:
                 self._send(200, {"echo": url.path})
 
-        def _send(self, code: int, body: dict[str, Any]) -> None:
+        def _send(self, code: int, body: dict[str, Any], *, gzipped: bool = False) -> None:
             data = json.dumps(body).encode()
             self.send_response(code)
+            if gzipped:  # as the apiserver compresses large responses for clients that accept it
+                data = gzip.compress(data)
+                self.send_header("Content-Encoding", "gzip")
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
@@ -200,4 +206,12 @@ async def test_a_server_url_with_a_path_keeps_it(apiserver: FakeApiserver, pki: 
     seen = apiserver.seen[-1]
     assert seen.path == "/k8s/clusters/c-1/api/v1/namespaces/ml/pods"
     assert seen.query == [("labelSelector", "app.kubernetes.io/instance=rr,rerank.dev/revision=abc")]
+    await kube.aclose()
+
+
+async def test_a_compressed_answer_is_read(apiserver: FakeApiserver, pki: Pki) -> None:
+    """The apiserver gzips large responses (a list of many objects) for clients that accept it."""
+    kube = KubeApi(Credentials(server=apiserver.url, ca_data=pki.ca_cert.read_bytes(), token="good"))
+    answer = await kube.request("GET", "/gzipped")
+    assert len(answer["items"]) == 2000 and answer["items"][-1] == {"n": 1999}
     await kube.aclose()

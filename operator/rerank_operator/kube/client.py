@@ -86,8 +86,9 @@ class KubeApi:
                     limit=CONCURRENT_REQUESTS, ssl=self._ssl if self._ssl is not None else True
                 ),
                 timeout=aiohttp.ClientTimeout(total=self._timeout),
-                trust_env=False,  # the apiserver is reached directly, never through $HTTPS_PROXY
-                auto_decompress=False,
+                # the apiserver is reached directly, never through $HTTPS_PROXY; its large lists come
+                # gzipped (aiohttp asks for it, and decompresses)
+                trust_env=False,
             )
             self._loop = loop
         return self._session
